@@ -1,0 +1,3 @@
+module github.com/procwire/procwire
+
+go 1.26
