@@ -252,6 +252,11 @@ func modeArg(d *Directive, s string) (os.FileMode, error) {
 	if err != nil {
 		return 0, badValue(d, "an octal mode ≤ 0777", s, err)
 	}
+	if m == 0 {
+		// Zero would shut everyone but root out, and to the servers that
+		// take this field it means "the default", so refuse it here.
+		return 0, badValue(d, "an octal mode > 0", s, nil)
+	}
 	return m, nil
 }
 
