@@ -66,5 +66,3 @@ func (e *Error) Unwrap() error { return e.Err }
 func errorf(pos Pos, format string, args ...any) *Error {
 	return &Error{Pos: pos, Msg: fmt.Sprintf(format, args...)}
 }
-
-func quote(s string) string { return strconv.Quote(s) }

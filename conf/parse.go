@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -21,7 +22,10 @@ const luaBlockSuffix = "_by_lua_block"
 // resolved relative to its directory, reading the file system.
 //
 // Parse checks the syntax only: it does not know which directives exist.
-// Use [LoadBytes] for the checked daemon configuration.
+// Use [LoadBytes] for the checked daemon configuration. Errors are
+// [*Error] values; a file an include cannot read is their Err, so
+// errors.Is(err, fs.ErrNotExist) works. Parse does not panic, whatever
+// the input.
 func Parse(filename string, src []byte) ([]*Directive, error) {
 	p := &parser{readFile: os.ReadFile, glob: filepath.Glob}
 	return p.file(filename, src)
@@ -66,7 +70,7 @@ func fileKey(name string) string {
 // block parses directives up to the end of the file (open == nil) or up to
 // the "}" that matches the "{" at open.
 func (p *parser) block(lx *lexer, open *Pos, depth int) ([]*Directive, error) {
-	list := []*Directive{}
+	ds := []*Directive{}
 	for {
 		t, err := lx.next()
 		if err != nil {
@@ -77,12 +81,12 @@ func (p *parser) block(lx *lexer, open *Pos, depth int) ([]*Directive, error) {
 			if open != nil {
 				return nil, errorf(t.pos, "unexpected end of file, expecting \"}\" to close the block opened at %d:%d", open.Line, open.Col)
 			}
-			return list, nil
+			return ds, nil
 		case tokClose:
 			if open == nil {
 				return nil, errorf(t.pos, `unexpected "}"`)
 			}
-			return list, nil
+			return ds, nil
 		case tokSemi, tokOpen:
 			return nil, errorf(t.pos, "unexpected %s, expecting a directive name", t.describe())
 		}
@@ -90,15 +94,15 @@ func (p *parser) block(lx *lexer, open *Pos, depth int) ([]*Directive, error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.Name == "include" && d.Block == nil && !d.HasRaw {
+		if d.Name == "include" {
 			inc, err := p.include(d)
 			if err != nil {
 				return nil, err
 			}
-			list = append(list, inc...)
+			ds = append(ds, inc...)
 			continue
 		}
-		list = append(list, d)
+		ds = append(ds, d)
 	}
 }
 
@@ -159,27 +163,27 @@ func (p *parser) include(d *Directive) ([]*Directive, error) {
 	if hasMeta(pattern) {
 		var err error
 		if names, err = p.glob(pattern); err != nil {
-			return nil, &Error{Pos: d.Pos, Msg: "bad \"include\" pattern " + quote(d.Args[0]), Err: err}
+			return nil, &Error{Pos: d.Pos, Msg: "bad \"include\" pattern " + strconv.Quote(d.Args[0]), Err: err}
 		}
 		slices.Sort(names)
 	}
 	if len(p.files) >= maxIncludeDepth {
 		return nil, errorf(d.Pos, "includes nested more than %d deep", maxIncludeDepth)
 	}
-	var list []*Directive
+	var ds []*Directive
 	for _, name := range names {
 		if key := fileKey(name); slices.Contains(p.files, key) {
 			return nil, errorf(d.Pos, "include cycle: %s is already being read (it includes itself, directly or through other files)", name)
 		}
 		src, err := p.readFile(name)
 		if err != nil {
-			return nil, &Error{Pos: d.Pos, Msg: "cannot include " + quote(name), Err: err}
+			return nil, &Error{Pos: d.Pos, Msg: "cannot include", Err: err} // err names the file
 		}
 		inc, err := p.file(name, src)
 		if err != nil {
 			return nil, err
 		}
-		list = append(list, inc...)
+		ds = append(ds, inc...)
 	}
-	return list, nil
+	return ds, nil
 }

@@ -257,7 +257,7 @@ func TestIncludeErrors(t *testing.T) {
 		file, want string
 		is         error
 	}{
-		{"missing.conf", `missing.conf:2:3: cannot include "` + filepath.Join(dir, "nope.conf") + `": open `, fs.ErrNotExist},
+		{"missing.conf", `missing.conf:2:3: cannot include: open ` + filepath.Join(dir, "nope.conf") + `: no such file or directory`, fs.ErrNotExist},
 		{"bad.conf", `ok.conf:2:4: unexpected end of file, expecting "}" to close the block opened at 2:3`, nil},
 		{"self.conf", `self.conf:1:1: include cycle: ` + filepath.Join(dir, "self.conf") + ` is already being read`, nil},
 		{"g/glob.conf", `g/glob.conf:1:1: include cycle: ` + filepath.Join(dir, "g/glob.conf") + ` is already being read`, nil},

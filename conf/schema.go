@@ -179,7 +179,7 @@ func into[P, C any](f func(*P) *C) func(any, *Directive) (any, error) {
 }
 
 // value sets the field f picks out with the directive's single argument,
-// parsed by parse.
+// parsed by parse; its rule must say oneArg.
 func value[T, V any](f func(*T) *V, parse func(d *Directive, arg string) (V, error)) func(any, *Directive) (any, error) {
 	return func(dst any, d *Directive) (any, error) {
 		v, err := parse(d, d.Args[0])
