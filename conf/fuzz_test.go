@@ -2,6 +2,7 @@ package conf
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -31,6 +32,16 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		checkTree(t, ds, 0)
+		// Printing the tree back with every word quoted must give text that
+		// parses to the same tree: quoting and escaping lose nothing.
+		text := format(ds)
+		again, err := parseNoFS("fuzz.conf", []byte(text))
+		if err != nil {
+			t.Fatalf("re-parsing the formatted tree: %v\n%s", err, text)
+		}
+		if a, b := dump(ds), dump(again); a != b {
+			t.Fatalf("round trip changed the tree\n got %s\nwant %s", b, a)
+		}
 		// The typed layer must not panic on any tree either.
 		cfg := defaults()
 		if err := decode(mainBlock, mainBlock, cfg, ds); err != nil {
@@ -64,4 +75,34 @@ func checkTree(t *testing.T, ds []*Directive, depth int) {
 		}
 		checkTree(t, d.Block, depth+1)
 	}
+}
+
+// format prints directives back as configuration text, quoting every word.
+func format(ds []*Directive) string {
+	var b strings.Builder
+	var walk func(ds []*Directive)
+	walk = func(ds []*Directive) {
+		for _, d := range ds {
+			b.WriteString(quoteWord(d.Name))
+			for _, a := range d.Args {
+				b.WriteString(" " + quoteWord(a))
+			}
+			switch {
+			case d.HasRaw:
+				b.WriteString(" {" + d.Raw + "}\n")
+			case d.Block != nil:
+				b.WriteString(" {\n")
+				walk(d.Block)
+				b.WriteString("}\n")
+			default:
+				b.WriteString(";\n")
+			}
+		}
+	}
+	walk(ds)
+	return b.String()
+}
+
+func quoteWord(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
