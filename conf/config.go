@@ -52,20 +52,20 @@ var defaultConf string
 
 // mainBlock is the top level of a daemon configuration file.
 var mainBlock = &block{name: "main", rules: map[string]rule{
-	"ipc": {args: noArgs, body: bodyBlock, inner: ipcBlock, set: into(func(c *Config) *IPC { return &c.IPC })},
+	"ipc": {args: exactly(0), body: bodyBlock, inner: ipcBlock, set: into(func(c *Config) *IPC { return &c.IPC })},
 }}
 
 var ipcBlock = &block{name: "ipc", rules: map[string]rule{
-	"listen":           {args: oneArg, set: value(func(c *IPC) *string { return &c.Listen }, pathArg)},
-	"socket_mode":      {args: oneArg, set: value(func(c *IPC) *os.FileMode { return &c.SocketMode }, modeArg)},
+	"listen":           {args: exactly(1), set: value(func(c *IPC) *string { return &c.Listen }, pathArg)},
+	"socket_mode":      {args: exactly(1), set: value(func(c *IPC) *os.FileMode { return &c.SocketMode }, modeArg)},
 	"allow_uid":        {args: atLeast(1), multi: true, set: list(func(c *IPC) *[]uint32 { return &c.AllowUID }, idArg)},
 	"allow_gid":        {args: atLeast(1), multi: true, set: list(func(c *IPC) *[]uint32 { return &c.AllowGID }, idArg)},
-	"exit_timeout":     {args: oneArg, set: value(func(c *IPC) *time.Duration { return &c.ExitTimeout }, durationArg)},
-	"slow_threshold":   {args: oneArg, set: value(func(c *IPC) *time.Duration { return &c.SlowThreshold }, durationOrOffArg)},
-	"stats_interval":   {args: oneArg, set: value(func(c *IPC) *time.Duration { return &c.StatsInterval }, durationOrOffArg)},
-	"max_message_size": {args: oneArg, set: value(func(c *IPC) *int64 { return &c.MaxMessageSize }, sizeArg)},
-	"max_connections":  {args: oneArg, set: value(func(c *IPC) *int { return &c.MaxConnections }, countArg)},
-	"idle_timeout":     {args: oneArg, set: value(func(c *IPC) *time.Duration { return &c.IdleTimeout }, durationOrOffArg)},
+	"exit_timeout":     {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.ExitTimeout }, durationArg)},
+	"slow_threshold":   {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.SlowThreshold }, durationOrOffArg)},
+	"stats_interval":   {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.StatsInterval }, durationOrOffArg)},
+	"max_message_size": {args: exactly(1), set: value(func(c *IPC) *int64 { return &c.MaxMessageSize }, sizeArg)},
+	"max_connections":  {args: exactly(1), set: value(func(c *IPC) *int { return &c.MaxConnections }, countArg)},
+	"idle_timeout":     {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.IdleTimeout }, durationOrOffArg)},
 }}
 
 // defaults returns the configuration a file starts from; directives

@@ -27,7 +27,7 @@ type block struct {
 type rule struct {
 	args  arity
 	multi bool // may appear more than once in the same block
-	body  body
+	body  bodyKind
 	// inner lists what the directive's block accepts (body == bodyBlock).
 	inner *block
 	// set applies the directive to dst, the value its enclosing block
@@ -36,23 +36,20 @@ type rule struct {
 	set func(dst any, d *Directive) (any, error)
 }
 
-// body says what follows a directive's arguments.
-type body uint8
+// bodyKind says what follows a directive's arguments.
+type bodyKind uint8
 
 const (
-	bodyNone  body = iota // ";"
-	bodyBlock             // { directives }
-	bodyRaw               // { raw Lua } (names ending in _by_lua_block)
+	bodyNone  bodyKind = iota // ";"
+	bodyBlock                 // { directives }
+	bodyRaw                   // { raw Lua } (names ending in _by_lua_block)
 )
 
 // arity is the number of arguments a directive takes: min to max, where
 // max < 0 means no upper bound.
 type arity struct{ min, max int }
 
-var (
-	noArgs = arity{0, 0}
-	oneArg = arity{1, 1}
-)
+func exactly(n int) arity { return arity{n, n} }
 
 func atLeast(n int) arity { return arity{n, -1} }
 
@@ -115,7 +112,7 @@ func decode(root, b *block, dst any, ds []*Directive) error {
 	return nil
 }
 
-func (k body) check(d *Directive) error {
+func (k bodyKind) check(d *Directive) error {
 	switch {
 	case k == bodyNone && (d.Block != nil || d.HasRaw):
 		return errorf(d.Pos, "%q directive takes no block, expecting \";\"", d.Name)
@@ -179,7 +176,7 @@ func into[P, C any](f func(*P) *C) func(any, *Directive) (any, error) {
 }
 
 // value sets the field f picks out with the directive's single argument,
-// parsed by parse; its rule must say oneArg.
+// parsed by parse; its rule must say exactly(1).
 func value[T, V any](f func(*T) *V, parse func(d *Directive, arg string) (V, error)) func(any, *Directive) (any, error) {
 	return func(dst any, d *Directive) (any, error) {
 		v, err := parse(d, d.Args[0])

@@ -30,8 +30,8 @@ type testServer struct {
 
 var testServerBlock = &block{name: "server", rules: map[string]rule{
 	"listen":       {args: atLeast(1), set: list(func(s *testServer) *[]string { return &s.Listen }, func(_ *Directive, s string) (string, error) { return s, nil })},
-	"read_timeout": {args: oneArg, set: value(func(s *testServer) *time.Duration { return &s.ReadTimeout }, durationArg)},
-	"content_by_lua_block": {args: noArgs, body: bodyRaw, set: func(dst any, d *Directive) (any, error) {
+	"read_timeout": {args: exactly(1), set: value(func(s *testServer) *time.Duration { return &s.ReadTimeout }, durationArg)},
+	"content_by_lua_block": {args: exactly(0), body: bodyRaw, set: func(dst any, d *Directive) (any, error) {
 		s := dst.(*testServer)
 		s.Content, s.Line = d.Raw, d.RawPos.Line
 		return nil, nil
@@ -39,13 +39,13 @@ var testServerBlock = &block{name: "server", rules: map[string]rule{
 }}
 
 var testStreamBlock = &block{name: "stream", rules: map[string]rule{
-	"read_timeout":   {args: oneArg, set: value(func(s *testStream) *time.Duration { return &s.ReadTimeout }, durationArg)},
-	"lua_code_cache": {args: oneArg, set: value(func(s *testStream) *bool { return &s.CodeCache }, boolArg)},
-	"init_by_lua_block": {args: noArgs, body: bodyRaw, set: func(dst any, d *Directive) (any, error) {
+	"read_timeout":   {args: exactly(1), set: value(func(s *testStream) *time.Duration { return &s.ReadTimeout }, durationArg)},
+	"lua_code_cache": {args: exactly(1), set: value(func(s *testStream) *bool { return &s.CodeCache }, boolArg)},
+	"init_by_lua_block": {args: exactly(0), body: bodyRaw, set: func(dst any, d *Directive) (any, error) {
 		dst.(*testStream).Init = d.Raw
 		return nil, nil
 	}},
-	"server": {args: noArgs, body: bodyBlock, multi: true, inner: testServerBlock, set: func(dst any, d *Directive) (any, error) {
+	"server": {args: exactly(0), body: bodyBlock, multi: true, inner: testServerBlock, set: func(dst any, d *Directive) (any, error) {
 		s := dst.(*testStream)
 		srv := &testServer{}
 		s.Servers = append(s.Servers, srv)
@@ -54,7 +54,7 @@ var testStreamBlock = &block{name: "stream", rules: map[string]rule{
 }}
 
 var testRootBlock = &block{name: "main", rules: map[string]rule{
-	"stream": {args: noArgs, body: bodyBlock, inner: testStreamBlock, set: into(func(r *testRoot) *testStream { return &r.Stream })},
+	"stream": {args: exactly(0), body: bodyBlock, inner: testStreamBlock, set: into(func(r *testRoot) *testStream { return &r.Stream })},
 	"lua_shared_dict": {args: arity{2, 2}, multi: true, set: func(dst any, d *Directive) (any, error) {
 		n, err := sizeArg(d, d.Args[1])
 		if err != nil {
