@@ -149,7 +149,7 @@ func (l *lexer) quoted(pos Pos, q byte) (token, error) {
 		case c == q:
 			// A quoted word must stand alone: "a"b is a typo, not "ab".
 			if !l.eof() {
-				if c := l.src[l.off]; !isSpace(c) && c != ';' && c != '{' && c != '}' {
+				if next := l.src[l.off]; !isSpace(next) && next != ';' && next != '{' && next != '}' {
 					return token{}, errorf(l.pos(), "unexpected %s after quoted string, expecting space or \";\"", l.char())
 				}
 			}
