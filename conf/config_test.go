@@ -138,8 +138,11 @@ func TestLoadErrors(t *testing.T) {
 		name, src, want string
 	}{
 		{"syntax", "ipc {\n    listen x\n}", `e.conf:3:1: unexpected "}", expecting ";"`},
-		{"unknown top level", "ipx { }", `e.conf:1:1: unknown directive "ipx"`},
-		{"unknown in block", "ipc {\n  lisen x;\n}", `e.conf:2:3: unknown directive "lisen"`},
+		{"unknown top level", "ipx { }", `e.conf:1:1: unknown directive "ipx" (did you mean "ipc"?)`},
+		{"unknown far from anything", "stream { }", `e.conf:1:1: unknown directive "stream"`},
+		{"unknown in block", "ipc {\n  lisen x;\n}", `e.conf:2:3: unknown directive "lisen" (did you mean "listen"?)`},
+		{"unknown in block, two edits", "ipc { max_conections 1; }", `e.conf:1:7: unknown directive "max_conections" (did you mean "max_connections"?)`},
+		{"unknown short name", "ipc { a 1; }", `e.conf:1:7: unknown directive "a"`},
 		{"ipc directive at top level", "\n listen /x;", `e.conf:2:2: "listen" directive is not allowed at the top level; it belongs in ipc { }`},
 		{"ipc inside ipc", "ipc { ipc { } }", `e.conf:1:7: "ipc" directive is not allowed in ipc { }; it belongs at the top level`},
 		{"duplicate block", "ipc { }\nipc { }", `e.conf:2:1: "ipc" directive is duplicate (first at 1:1)`},

@@ -138,6 +138,9 @@ func misplaced(root, b *block, d *Directive) error {
 		}
 	})
 	if len(homes) == 0 {
+		if near := b.nearest(d.Name); near != "" {
+			return errorf(d.Pos, "unknown directive %q (did you mean %q?)", d.Name, near)
+		}
 		return errorf(d.Pos, "unknown directive %q", d.Name)
 	}
 	where := "at the top level"
@@ -145,6 +148,43 @@ func misplaced(root, b *block, d *Directive) error {
 		where = "in " + b.name + " { }"
 	}
 	return errorf(d.Pos, "%q directive is not allowed %s; it belongs %s", d.Name, where, strings.Join(homes, " or "))
+}
+
+// nearest returns the directive of b whose name is a likely misspelling
+// of name (at most two edits away), or "".
+func (b *block) nearest(name string) string {
+	best, bestDist := "", 3
+	for cand := range b.rules {
+		d := editDistance(name, cand)
+		if d < bestDist || d == bestDist && cand < best {
+			best, bestDist = cand, d
+		}
+	}
+	if bestDist >= len(name) { // "a" is not a misspelling of "ipc"
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // walk calls fn for b and every block reachable from it, once each.

@@ -140,3 +140,18 @@ func TestArityMessages(t *testing.T) {
 		t.Errorf("atLeast: %v", err)
 	}
 }
+
+func TestEditDistance(t *testing.T) {
+	tests := []struct {
+		a, b string
+		want int
+	}{
+		{"", "", 0}, {"a", "", 1}, {"", "abc", 3}, {"listen", "listen", 0},
+		{"lisen", "listen", 1}, {"listne", "listen", 2}, {"kitten", "sitting", 3},
+	}
+	for _, tt := range tests {
+		if got := editDistance(tt.a, tt.b); got != tt.want {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
