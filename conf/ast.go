@@ -54,6 +54,7 @@ type Error struct {
 	Err error
 }
 
+// Error formats the error as "file:line:col: message[: cause]".
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return e.Pos.String() + ": " + e.Msg + ": " + e.Err.Error()
@@ -61,6 +62,7 @@ func (e *Error) Error() string {
 	return e.Pos.String() + ": " + e.Msg
 }
 
+// Unwrap returns the underlying cause, if any.
 func (e *Error) Unwrap() error { return e.Err }
 
 func errorf(pos Pos, format string, args ...any) *Error {

@@ -53,6 +53,7 @@ func exactly(n int) arity { return arity{n, n} }
 
 func atLeast(n int) arity { return arity{n, -1} }
 
+// check reports whether d has an allowed number of arguments.
 func (a arity) check(d *Directive) error {
 	n := len(d.Args)
 	if n >= a.min && (a.max < 0 || n <= a.max) {
@@ -112,6 +113,7 @@ func decode(root, b *block, dst any, ds []*Directive) error {
 	return nil
 }
 
+// check reports whether d ends the way k says: ";", a block or raw Lua.
 func (k bodyKind) check(d *Directive) error {
 	switch {
 	case k == bodyNone && (d.Block != nil || d.HasRaw):

@@ -9,12 +9,10 @@ import (
 	"time"
 )
 
-// The value parsers return errors that wrap strconv.ErrSyntax for a
-// malformed value and strconv.ErrRange for one too large to represent.
-
 // ParseSize parses a size in bytes: a decimal number optionally followed
 // by k, m or g (any case) for KiB, MiB or GiB, as in nginx: "123", "8k",
-// "10m", "1g".
+// "10m", "1g". Errors wrap strconv.ErrSyntax for a malformed size and
+// strconv.ErrRange for one too large for an int64.
 func ParseSize(s string) (int64, error) {
 	num, mult := s, int64(1)
 	if s != "" {
@@ -131,7 +129,8 @@ func ParseDuration(s string) (time.Duration, error) {
 }
 
 // ParseMode parses a file mode written in octal, such as "0600" or "660".
-// It allows permission bits only (at most 0777).
+// It allows permission bits only: errors wrap strconv.ErrRange above 0777
+// and strconv.ErrSyntax for anything not octal.
 func ParseMode(s string) (os.FileMode, error) {
 	if s == "" || len(s) > 5 {
 		return 0, fmt.Errorf("mode %q: %w", s, strconv.ErrSyntax)
@@ -150,7 +149,8 @@ func ParseMode(s string) (os.FileMode, error) {
 	return os.FileMode(m), nil
 }
 
-// ParseBool parses "on" or "off", nginx's booleans.
+// ParseBool parses "on" or "off", nginx's booleans; anything else is an
+// error wrapping strconv.ErrSyntax.
 func ParseBool(s string) (bool, error) {
 	switch s {
 	case "on":
