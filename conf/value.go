@@ -87,6 +87,8 @@ func unitAt(s string) int {
 // ("500ms", "2s", "1m30s", "1d12h"). Unlike time.ParseDuration, a bare
 // number means seconds and fractions are not allowed. "off" is not a
 // duration here; the directives that accept it handle it themselves.
+// Errors wrap strconv.ErrSyntax or, past about 292 years,
+// strconv.ErrRange.
 func ParseDuration(s string) (time.Duration, error) {
 	if n, err := parseDigits(s); err == nil {
 		if n > int64(math.MaxInt64/time.Second) {
