@@ -44,7 +44,7 @@ type ClientConfig struct {
 	// OnMessage receives messages without ipcReqID: pushes from the
 	// server. It runs on the connection's reader goroutine, so it must
 	// not block for long; msg is the caller's to keep.
-	OnMessage func(msg json.RawMessage)
+	OnMessage func(msg []byte)
 	// MaxMessageSize bounds a response line; 0 => 64 MiB. A longer one is
 	// skipped and its call times out.
 	MaxMessageSize int64
@@ -322,8 +322,8 @@ func (c *Client) read(cc *clientConn) {
 		}
 		c.deliver(cc, line)
 	}
-	cc.nc.Close()
-
+	// Forget the connection before closing it, so that once the server
+	// sees the close, no new call can pick this connection.
 	c.mu.Lock()
 	closed := c.closed
 	if c.cur == cc {
@@ -334,6 +334,7 @@ func (c *Client) read(cc *clientConn) {
 		c.ready = make(chan struct{})
 	}
 	c.mu.Unlock()
+	cc.nc.Close()
 
 	cause := ErrClosed
 	if !closed {
@@ -398,7 +399,7 @@ func (c *Client) deliver(cc *clientConn, line []byte) {
 	}
 	if !truthy(e.id) {
 		if c.cfg.OnMessage != nil {
-			c.cfg.OnMessage(json.RawMessage(append([]byte(nil), line...)))
+			c.cfg.OnMessage(append([]byte(nil), line...))
 		}
 		return
 	}

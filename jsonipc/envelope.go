@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxDepth is the deepest nesting accepted, the same bound encoding/json
@@ -383,9 +384,10 @@ func uriString(v []byte) (string, error) {
 	if len(v) == 0 || v[0] != '"' {
 		return string(v), nil
 	}
-	if bytes.IndexByte(v, '\\') < 0 {
+	if bytes.IndexByte(v, '\\') < 0 && utf8.Valid(v) {
 		return string(v[1 : len(v)-1]), nil
 	}
+	// Escapes, or invalid UTF-8 that becomes U+FFFD as in Node.
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
 		return "", err

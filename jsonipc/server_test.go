@@ -498,7 +498,7 @@ func TestStatsAndPush(t *testing.T) {
 		}))
 	})
 	msgs := make(chan string, 10)
-	c := dialClient(t, path, &ClientConfig{OnMessage: func(m json.RawMessage) { msgs <- string(m) }})
+	c := dialClient(t, path, &ClientConfig{OnMessage: func(m []byte) { msgs <- string(m) }})
 	if err := c.Call(context.Background(), "/subscribe", nil, nil); err != nil {
 		t.Fatal(err)
 	}
