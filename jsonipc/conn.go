@@ -22,7 +22,14 @@ type Conn struct {
 	ctx    context.Context // cancelled when the connection ends
 	cancel context.CancelFunc
 	active sync.WaitGroup // handlers running for this connection
+
+	// Owned by the reader goroutine:
+	inline  Request // reused for handlers run on the reader
+	lastURI string  // reused when the next request names the same uri
 }
+
+// requestPool recycles the Requests of handlers run in goroutines.
+var requestPool = sync.Pool{New: func() any { return new(Request) }}
 
 func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c := &Conn{s: s, nc: nc, peer: peer}
@@ -134,7 +141,8 @@ func (c *Conn) dispatch(line []byte) {
 	s := c.s
 	s.st.requests.Add(1)
 	var e envelope
-	if err := parseEnvelope(line, &e); err != nil {
+	err := parseEnvelope(line, &e)
+	if err != nil {
 		s.log.Debug("jsonipc: bad request", "peer", c.peer.String(), "err", err)
 		c.reply(appendError(nil, nil, CodeBadRequest, err.Error()), CodeBadRequest)
 		return
@@ -147,7 +155,12 @@ func (c *Conn) dispatch(line []byte) {
 		c.reply(appendError(nil, id, CodeNoURI, "Missing required uri parameter from request"), CodeNoURI)
 		return
 	}
-	uri, err := uriString(e.uri)
+	var uri string
+	if u := e.uri; len(u) > 2 && u[0] == '"' && string(u[1:len(u)-1]) == c.lastURI {
+		uri = c.lastURI // clients mostly repeat a few uris: spare the string
+	} else if uri, err = uriString(u); err == nil {
+		c.lastURI = uri
+	}
 	if err != nil {
 		c.reply(appendError(nil, id, CodeBadRequest, "uri: "+err.Error()), CodeBadRequest)
 		return
@@ -161,7 +174,8 @@ func (c *Conn) dispatch(line []byte) {
 		c.reply(b, CodeNoHandler)
 		return
 	}
-	req := &Request{URI: uri, ID: id, Data: e.data, Message: line, Peer: c.peer, conn: c}
+	req := &c.inline
+	*req = Request{URI: uri, ID: id, Data: e.data, Message: line, Peer: c.peer, conn: c}
 	if s.cfg.SlowThreshold > 0 {
 		req.start = time.Now()
 	}
@@ -173,6 +187,9 @@ func (c *Conn) dispatch(line []byte) {
 	}
 	// The line lives in the read buffer, which the next read reuses: copy
 	// it for the handler, which runs concurrently.
+	pooled := requestPool.Get().(*Request)
+	*pooled = *req
+	req = pooled
 	buf := getBuf()
 	*buf = append((*buf)[:0], line...)
 	own := *buf
@@ -200,10 +217,18 @@ func (c *Conn) run(h Handler, req *Request) {
 		s.st.inFlight.Add(-1)
 		c.active.Done()
 	}()
-	res, err := c.call(h, req)
-
+	var res any
+	var err error
 	out := getBuf()
 	b := appendIDPrefix((*out)[:0], req.ID)
+	if _, ok := h.(echo); ok {
+		if req.Data != nil {
+			b = append(b, `,"data":`...)
+			b = append(b, req.Data...)
+		}
+	} else {
+		res, err = c.call(h, req)
+	}
 	code := ""
 	if err == nil && res != nil {
 		var merr error
@@ -238,7 +263,8 @@ func (c *Conn) run(h Handler, req *Request) {
 	putBuf(out)
 	if req.buf != nil {
 		putBuf(req.buf)
-		req.buf = nil
+		*req = Request{}
+		requestPool.Put(req)
 	}
 }
 

@@ -152,6 +152,30 @@ func (w *batchWriter) write(p []byte) error {
 		w.mu.Unlock()
 		return err
 	}
+	if !w.flushing && len(w.buf) == 0 {
+		// Idle connection: write p itself, sparing a copy of big messages.
+		w.flushing = true
+		w.mu.Unlock()
+		n, err := w.c.Write(p)
+		if w.written != nil {
+			w.written(n)
+		}
+		w.mu.Lock()
+		if err != nil {
+			w.err = err
+			w.buf = nil
+			w.flushing = false
+			w.mu.Unlock()
+			return err
+		}
+		if len(w.buf) == 0 {
+			w.flushing = false
+			w.mu.Unlock()
+			return nil
+		}
+		// Others queued meanwhile: flush them below, as the flusher.
+		return w.flushLocked()
+	}
 	w.buf = append(w.buf, p...)
 	if w.flushing {
 		if len(w.buf) > backpressureBytes && w.backpressure != nil {
@@ -161,6 +185,12 @@ func (w *batchWriter) write(p []byte) error {
 		return nil
 	}
 	w.flushing = true
+	return w.flushLocked()
+}
+
+// flushLocked writes queued output until none is left. It is called with
+// w.mu held and flushing set, and returns with both released.
+func (w *batchWriter) flushLocked() error {
 	var err error
 	for len(w.buf) > 0 {
 		out := w.buf
@@ -195,7 +225,7 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
 func putBuf(b *[]byte) {
-	if cap(*b) > 64<<10 {
+	if cap(*b) > keepReadBuf {
 		return // let big one-off buffers go
 	}
 	*b = (*b)[:0]

@@ -109,7 +109,7 @@ func NewServer(cfg *Config) *Server {
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.routes.Store(&[]route{})
 	always := func(*Request) bool { return true }
-	s.addRoute(route{re: regexp.MustCompile(`^/ipcserver/test/echo`), h: HandlerFunc(echoHandler), inline: always})
+	s.addRoute(route{re: regexp.MustCompile(`^/ipcserver/test/echo`), h: echo{}, inline: always})
 	s.addRoute(route{re: regexp.MustCompile(`^/ipcserver/test/delay`), h: HandlerFunc(delayHandler), inline: noDelay})
 	s.addRoute(route{re: regexp.MustCompile(`^/ipcserver/stats$`), h: HandlerFunc(func(context.Context, *Request) (any, error) {
 		return s.Stats(), nil
