@@ -9,19 +9,21 @@ import (
 	"net"
 
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
 
 // Conn is one client connection of a Server.
 type Conn struct {
-	s      *Server
-	nc     *net.UnixConn
-	peer   Peer
-	w      batchWriter
-	ctx    context.Context // cancelled when the connection ends
-	cancel context.CancelFunc
-	active sync.WaitGroup // handlers running for this connection
+	s       *Server
+	nc      *net.UnixConn
+	peer    Peer
+	w       batchWriter
+	ctx     context.Context // cancelled when the connection ends
+	cancel  context.CancelFunc
+	active  sync.WaitGroup // handlers running for this connection
+	nactive atomic.Int64   // the same count, readable
 
 	// Owned by the reader goroutine:
 	inline  Request // reused for handlers run on the reader
@@ -79,26 +81,35 @@ func (c *Conn) serve() {
 	for {
 		if s.cfg.IdleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
+			// Shutdown sets its flag before waking readers with a past
+			// deadline; re-check so this deadline cannot override that.
+			if s.stopping.Load() {
+				c.nc.SetReadDeadline(time.Now())
+			}
 		}
 		line, tooLarge, err := lr.next()
 		s.st.bytesIn.Add(uint64(lr.nread - counted))
 		counted = lr.nread
 		if err != nil {
-			if s.isClosing() {
-				c.drain()
-				return
-			}
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+			switch {
+			case s.stopping.Load():
+				c.drain()
+			case errors.As(err, &ne) && ne.Timeout():
+				if c.busy() {
+					continue // idle means no request in flight either
+				}
 				c.active.Wait()
 				c.nc.CloseWrite()
-				return
-			}
-			// The client is done sending (EOF) or the connection broke:
-			// answer what is in flight, then close.
-			c.active.Wait()
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+			case errors.Is(err, io.EOF):
+				// The client is done sending: answer what is in flight
+				// (pixl-ipc drops those answers), then close.
+				c.active.Wait()
+			default:
+				// The connection broke: nobody will read the answers.
 				s.log.Debug("jsonipc: connection read failed", "peer", c.peer.String(), "err", err)
+				c.cancel()
+				c.active.Wait()
 			}
 			return
 		}
@@ -111,6 +122,9 @@ func (c *Conn) serve() {
 		c.dispatch(line)
 	}
 }
+
+// busy reports whether handlers are running for this connection.
+func (c *Conn) busy() bool { return c.nactive.Load() > 0 }
 
 // drain finishes a connection at shutdown: in-flight responses are
 // written, the write side is shut so the client reads EOF, and we wait
@@ -180,6 +194,7 @@ func (c *Conn) dispatch(line []byte) {
 		req.start = time.Now()
 	}
 	c.active.Add(1)
+	c.nactive.Add(1)
 	s.st.inFlight.Add(1)
 	if rt.inline != nil && rt.inline(req) {
 		c.run(rt.h, req)
@@ -215,6 +230,7 @@ func (c *Conn) run(h Handler, req *Request) {
 	s := c.s
 	defer func() {
 		s.st.inFlight.Add(-1)
+		c.nactive.Add(-1)
 		c.active.Done()
 	}()
 	var res any

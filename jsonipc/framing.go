@@ -23,7 +23,7 @@ type lineReader struct {
 	scan       int // buf[start:scan] is known to hold no '\n'
 	max        int
 	discarding bool  // inside an oversized line
-	err        error // sticky read error, returned once buffered lines are done
+	err        error // read error, returned once buffered lines are done
 	nread      int64 // bytes read so far
 }
 
@@ -59,8 +59,10 @@ func (l *lineReader) next() (line []byte, tooLarge bool, err error) {
 			l.start, l.end, l.scan = 0, 0, 0
 			return nil, true, nil
 		}
-		if l.err != nil {
-			return nil, false, l.err
+		if err := l.err; err != nil {
+			// Not sticky: after a read deadline the caller may read on.
+			l.err = nil
+			return nil, false, err
 		}
 		l.makeRoom()
 		n, err := l.r.Read(l.buf[l.end:])

@@ -61,6 +61,8 @@ type Server struct {
 
 	routes atomic.Pointer[[]route] // copied on write, read without locks
 
+	stopping atomic.Bool // set first thing in Shutdown; read by connection readers
+
 	mu       sync.Mutex
 	ln       *net.UnixListener
 	path     string
@@ -374,6 +376,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
+	s.stopping.Store(true)
 	s.mu.Lock()
 	s.closing = true
 	s.deadline = time.Now().Add(s.cfg.ExitTimeout)
@@ -409,7 +412,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 	if err == nil {
-		<-finished
+		// Connections are closed and contexts cancelled; handlers that
+		// ignore their context could still hold us, so this wait is
+		// bounded too.
+		grace := time.NewTimer(s.cfg.ExitTimeout)
+		defer grace.Stop()
+		select {
+		case <-finished:
+		case <-grace.C:
+			err = errors.New("jsonipc: handlers still running after exit timeout; they ignore their context")
+			s.log.Error(err.Error())
+		}
 	}
 	if path != "" {
 		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {

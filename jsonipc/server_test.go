@@ -587,3 +587,23 @@ func TestShutdownExitTimeout(t *testing.T) {
 		t.Fatal("connection still open after ExitTimeout")
 	}
 }
+
+// A connection with a request in flight is not idle: the idle timeout
+// waits for the answer.
+func TestIdleTimeoutWaitsForHandlers(t *testing.T) {
+	release := make(chan struct{})
+	_, path := startServer(t, &Config{IdleTimeout: 30 * time.Millisecond}, func(s *Server) {
+		s.Handle("/slow", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-release
+			return "late", nil
+		}))
+	})
+	c := dialRaw(t, path)
+	c.send(`{"ipcReqID":1,"uri":"/slow"}` + "\n")
+	time.Sleep(100 * time.Millisecond) // several idle periods pass; no assertion on timing
+	close(release)
+	if got := c.line(); got != `{"ipcReqID":1,"data":"late"}` {
+		t.Fatalf("got %s", got)
+	}
+	c.expectEOF()
+}
