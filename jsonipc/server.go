@@ -362,7 +362,8 @@ func (s *Server) removeConn(c *Conn) {
 // responses be written, then half-closes every connection so clients
 // read a clean end of stream, and waits for them to close. Connections
 // still open after ExitTimeout, or when ctx ends, are closed and
-// handlers' contexts are cancelled. The socket file is removed. It
+// handlers' contexts are cancelled. The socket file is removed as soon
+// as accepting stops. It
 // returns ctx.Err() if ctx ended first; calling it again waits for the
 // first call to finish.
 func (s *Server) Shutdown(ctx context.Context) error {
@@ -388,6 +389,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	if ln != nil {
 		ln.Close()
+	}
+	// Remove the file now, not after draining: a server started meanwhile
+	// on the same path must not lose its new socket to us.
+	if path != "" {
+		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			s.log.Warn("jsonipc: removing socket file", "err", rerr)
+		}
 	}
 	// Wake every reader; each drains its connection (see Conn.serve).
 	for _, c := range conns {
@@ -422,11 +430,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-grace.C:
 			err = errors.New("jsonipc: handlers still running after exit timeout; they ignore their context")
 			s.log.Error(err.Error())
-		}
-	}
-	if path != "" {
-		if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-			s.log.Warn("jsonipc: removing socket file", "err", rerr)
 		}
 	}
 	s.log.Info("jsonipc: stopped", "socket", path)
