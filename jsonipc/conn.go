@@ -78,6 +78,7 @@ func (c *Conn) serve() {
 
 	lr := newLineReader(c.nc, int(s.cfg.MaxMessageSize))
 	var counted int64
+	corked := false
 	for {
 		if s.cfg.IdleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -113,13 +114,25 @@ func (c *Conn) serve() {
 			}
 			return
 		}
+		// While more requests are already buffered, hold the responses
+		// back and send them together once the last one is dispatched:
+		// one write per batch instead of one per response.
+		more := lr.hasLine()
+		if more && !corked {
+			c.w.cork()
+			corked = true
+		}
 		if tooLarge {
 			s.st.requests.Add(1)
 			c.reply(appendError(nil, nil, CodeMessageTooLarge,
 				fmt.Sprintf("message exceeds max_message_size (%d bytes); skipped", s.cfg.MaxMessageSize)), CodeMessageTooLarge)
-			continue
+		} else {
+			c.dispatch(line)
 		}
-		c.dispatch(line)
+		if !more && corked {
+			c.w.uncork()
+			corked = false
+		}
 	}
 }
 
@@ -170,7 +183,7 @@ func (c *Conn) dispatch(line []byte) {
 		return
 	}
 	var uri string
-	if u := e.uri; len(u) > 2 && u[0] == '"' && string(u[1:len(u)-1]) == c.lastURI {
+	if u := e.uri; len(u) > 2 && u[0] == '"' && string(u[1:len(u)-1]) == c.lastURI && bytes.IndexByte(u, '\\') < 0 {
 		uri = c.lastURI // clients mostly repeat a few uris: spare the string
 	} else if uri, err = uriString(u); err == nil {
 		c.lastURI = uri

@@ -74,6 +74,18 @@ func (l *lineReader) next() (line []byte, tooLarge bool, err error) {
 	}
 }
 
+// hasLine reports whether a complete line is already buffered, so that
+// next will return it without reading.
+func (l *lineReader) hasLine() bool {
+	i := bytes.IndexByte(l.buf[l.scan:l.end], '\n')
+	if i < 0 {
+		l.scan = l.end
+		return false
+	}
+	l.scan += i // buf[start:scan] still holds no '\n'; next finds it at once
+	return true
+}
+
 // makeRoom ensures free space after end: it drops consumed bytes, and
 // grows the buffer (up to what max needs) only when a single line fills it.
 func (l *lineReader) makeRoom() {
@@ -136,6 +148,7 @@ type batchWriter struct {
 	buf      []byte // queued, not yet handed to the kernel
 	spare    []byte
 	flushing bool
+	corked   bool // hold output: the reader has more requests to answer first
 	err      error
 	written  func(n int) // accounting hook, may be nil
 	// pending reports queued bytes past which a write counts as
@@ -153,6 +166,11 @@ func (w *batchWriter) write(p []byte) error {
 		err := w.err
 		w.mu.Unlock()
 		return err
+	}
+	if w.corked && !w.flushing {
+		w.buf = append(w.buf, p...)
+		w.mu.Unlock()
+		return nil
 	}
 	if !w.flushing && len(w.buf) == 0 {
 		// Idle connection: write p itself, sparing a copy of big messages.
@@ -188,6 +206,27 @@ func (w *batchWriter) write(p []byte) error {
 	}
 	w.flushing = true
 	return w.flushLocked()
+}
+
+// cork holds output until uncork: the connection's reader calls it while
+// it still has buffered requests to answer, so that their responses, and
+// those of handlers finishing meanwhile, go out in one write.
+func (w *batchWriter) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// uncork writes what cork held back.
+func (w *batchWriter) uncork() {
+	w.mu.Lock()
+	w.corked = false
+	if w.flushing || len(w.buf) == 0 || w.err != nil {
+		w.mu.Unlock()
+		return
+	}
+	w.flushing = true
+	w.flushLocked()
 }
 
 // flushLocked writes queued output until none is left. It is called with

@@ -130,6 +130,8 @@ func TestErrorShapes(t *testing.T) {
 		{`{"ipcReqID":"b","uri":"/nope"}`, `{"ipcReqID":"b","data":{"code":"no_handler_found","message":"No handler found for /nope"}}`},
 		{`{"ipcReqID":"b","uri":123}`, `{"ipcReqID":"b","data":{"code":"no_handler_found","message":"No handler found for 123"}}`},
 		{`{"ipcReqID":"b","uri":"\/n\u00e9"}`, `{"ipcReqID":"b","data":{"code":"no_handler_found","message":"No handler found for /né"}}`},
+		{`{"ipcReqID":"b","uri":"\\/x"}`, `{"ipcReqID":"b","data":{"code":"no_handler_found","message":"No handler found for \\/x"}}`},
+		{`{"ipcReqID":"b","uri":"\/x"}`, `{"ipcReqID":"b","data":{"code":"no_handler_found","message":"No handler found for /x"}}`},
 		{`{"ipcReqID":"c","uri":"/fail"}`, `{"ipcReqID":"c","code":"handler_error","message":"disk on fire"}`},
 		{`{"ipcReqID":"c","uri":"/coded"}`, `{"ipcReqID":"c","code":"not_found","message":"no \"x\""}`},
 		{`{"ipcReqID":"c","uri":"/panic"}`, `{"ipcReqID":"c","code":"handler_error","message":"handler panicked: boom"}`},
