@@ -609,3 +609,36 @@ func TestIdleTimeoutWaitsForHandlers(t *testing.T) {
 	}
 	c.expectEOF()
 }
+
+// Many requests in one write, answered partly on the reader and partly
+// by handler goroutines: every one is answered exactly once.
+func TestPipelinedMixed(t *testing.T) {
+	_, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/user", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			return r.Data, nil
+		}))
+	})
+	c := dialRaw(t, path)
+	const n = 2000
+	var sb strings.Builder
+	for i := range n {
+		uri := "/ipcserver/test/echo"
+		if i%3 == 0 {
+			uri = "/user"
+		}
+		fmt.Fprintf(&sb, `{"ipcReqID":%d,"uri":%q,"data":%d}`+"\n", i+1, uri, i+1)
+	}
+	go c.send(sb.String())
+	seen := make(map[string]bool)
+	for range n {
+		line := c.line()
+		var m struct {
+			ID   json.RawMessage `json:"ipcReqID"`
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil || string(m.ID) != string(m.Data) || seen[string(m.ID)] {
+			t.Fatalf("bad or repeated response %s", line)
+		}
+		seen[string(m.ID)] = true
+	}
+}
