@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -641,4 +642,30 @@ func TestPipelinedMixed(t *testing.T) {
 		}
 		seen[string(m.ID)] = true
 	}
+}
+
+// lockedBuffer is an io.Writer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestStatsIntervalLog(t *testing.T) {
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	_, path := startServer(t, &Config{StatsInterval: 10 * time.Millisecond, Logger: logger}, nil)
+	dialRaw(t, path).roundTrip(`{"uri":"/ipcserver/test/echo"}`)
+	waitFor(t, func() bool { return strings.Contains(logs.String(), `msg="jsonipc: stats" connections=1 requests=1`) })
 }
