@@ -156,19 +156,20 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// Call sends a request for uri with in as its data (omitted when nil;
-// a json.RawMessage is sent as is) and decodes the response data into
+// Call sends a request for uri with in as its data (omitted when nil or
+// a nil json.RawMessage; a json.RawMessage is sent as is) and decodes the response data into
 // out (skipped when out is nil). A top-level error response is returned
 // as a *RemoteError.
 func (c *Client) Call(ctx context.Context, uri string, in, out any) error {
 	var data []byte
-	if in != nil {
+	hasData := !noData(in)
+	if hasData {
 		var err error
 		if data, err = marshal(nil, in); err != nil {
 			return fmt.Errorf("jsonipc: encoding request data for %s: %w", uri, err)
 		}
 	}
-	resp, err := c.roundTrip(ctx, uri, data, in != nil)
+	resp, err := c.roundTrip(ctx, uri, data, hasData)
 	if err != nil {
 		return err
 	}

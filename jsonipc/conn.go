@@ -3,6 +3,7 @@ package jsonipc
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -257,6 +258,9 @@ func (c *Conn) run(h Handler, req *Request) {
 		}
 	} else {
 		res, err = c.call(h, req)
+		if noData(res) {
+			res = nil
+		}
 	}
 	code := ""
 	if err == nil && res != nil {
@@ -370,6 +374,15 @@ func appendQuoted(b []byte, s string) []byte {
 		i += size
 	}
 	return append(b, '"')
+}
+
+// noData reports whether v stands for "no data": nil, or a nil
+// json.RawMessage such as the Data of a request that had none.
+func noData(v any) bool {
+	if raw, ok := v.(json.RawMessage); ok {
+		return raw == nil
+	}
+	return v == nil
 }
 
 func validJSON(b []byte) bool {

@@ -11,8 +11,9 @@ import (
 // Handler answers requests whose uri matched its pattern.
 //
 // ServeIPC returns the response data, which is JSON-encoded into the
-// response's "data" member. A nil result gives a response without "data"
-// (as pixl-ipc's callback() does). A [json.RawMessage] result is written
+// response's "data" member. A nil result, or a nil json.RawMessage such
+// as the Data of a request sent without data, gives a response without
+// "data" (as pixl-ipc's callback() does). A [json.RawMessage] result is written
 // as it is, after a validity check, without re-encoding. A non-nil error
 // answers with a top-level "code" and "message": a *[RemoteError] keeps
 // its code, any other error is sent as code "handler_error". A panic is

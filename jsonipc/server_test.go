@@ -116,6 +116,9 @@ func TestErrorShapes(t *testing.T) {
 		s.Handle("/multiline", HandlerFunc(func(context.Context, *Request) (any, error) {
 			return json.RawMessage("{\n\"a\": 1\n}"), nil
 		}))
+		s.Handle("/passthrough", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			return r.Data, nil
+		}))
 		s.Handle("/unencodable", HandlerFunc(func(context.Context, *Request) (any, error) {
 			return make(chan int), nil
 		}))
@@ -138,6 +141,8 @@ func TestErrorShapes(t *testing.T) {
 		{`{"ipcReqID":"c","uri":"/panic"}`, `{"ipcReqID":"c","code":"handler_error","message":"handler panicked: boom"}`},
 		{`{"ipcReqID":"c","uri":"/badraw"}`, `{"ipcReqID":"c","code":"handler_error","message":"encoding response: handler returned invalid JSON in json.RawMessage"}`},
 		{`{"ipcReqID":"c","uri":"/multiline"}`, `{"ipcReqID":"c","data":{"a":1}}`},
+		{`{"ipcReqID":"c","uri":"/passthrough"}`, `{"ipcReqID":"c"}`},
+		{`{"ipcReqID":"c","uri":"/passthrough","data":[1, 2]}`, `{"ipcReqID":"c","data":[1, 2]}`},
 		{`{"ipcReqID":"c","uri":"/unencodable"}`, `{"ipcReqID":"c","code":"handler_error","message":"encoding response: json: unsupported type: chan int"}`},
 		{`{"ipcReqID":"d","uri":"/x"`, `{"ipcReqID":null,"code":"bad_request","message":"invalid JSON at byte 26: unexpected end of message in object"}`},
 		{`{"a":1} xyz`, `{"ipcReqID":null,"code":"bad_request","message":"invalid JSON at byte 8: unexpected data after top-level object"}`},
