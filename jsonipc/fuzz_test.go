@@ -100,8 +100,13 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 func FuzzLineReader(f *testing.F) {
 	f.Add([]byte("a\nbb\n\nccc"), []byte{0, 1, 2}, uint8(2))
 	f.Add([]byte("{\"x\":1}\r\n{\"y\":2}\n"), []byte{200}, uint8(10))
-	f.Add(bytes.Repeat([]byte("x"), 5000), []byte{255}, uint8(100))
+	f.Add(bytes.Repeat([]byte("x"), 4000), []byte{255}, uint8(100))
 	f.Fuzz(func(t *testing.T, data, sizes []byte, max uint8) {
+		// Lines are at most 255 bytes here; longer streams add nothing
+		// but make minimizing an input take minutes.
+		if len(data) > 4096 {
+			data = data[:4096]
+		}
 		lr := newLineReader(&chunkReader{data: data, sizes: sizes}, int(max))
 		parts := bytes.Split(data, []byte("\n"))
 		parts = parts[:len(parts)-1] // the unterminated tail (maybe empty)
