@@ -22,8 +22,9 @@
 //
 //   - Handlers run concurrently, one goroutine per request, and
 //     responses are written in completion order, so a slow handler never
-//     holds up others on the same connection. The built-in handlers that
-//     answer at once run on the connection's reader and keep request order.
+//     holds up others on the same connection. Handlers registered with
+//     HandleInline, and the built-ins that answer at once, run on the
+//     connection's reader instead and keep request order.
 //   - A panicking handler is answered with "handler_error" and the
 //     server keeps serving.
 //   - Each peer's pid, uid and gid come from the kernel (SO_PEERCRED);

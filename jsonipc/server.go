@@ -132,6 +132,20 @@ func (s *Server) Handle(pattern string, h Handler) error {
 	return nil
 }
 
+// HandleInline is Handle for handlers that never block, such as lookups
+// in memory: h runs on the connection's reader goroutine instead of a
+// goroutine of its own, which saves that goroutine and keeps responses in
+// request order. A handler that blocks stalls its whole connection, so
+// anything that waits (I/O, locks held long, timers) belongs in Handle.
+func (s *Server) HandleInline(pattern string, h Handler) error {
+	re, err := regexp.Compile("^(?:" + pattern + ")$")
+	if err != nil {
+		return fmt.Errorf("jsonipc: bad uri pattern %q: %w", pattern, err)
+	}
+	s.addRoute(route{re: re, h: h, inline: func(*Request) bool { return true }})
+	return nil
+}
+
 // HandleRegexp registers h for URIs that re matches, used as given (so
 // unanchored unless re says otherwise).
 func (s *Server) HandleRegexp(re *regexp.Regexp, h Handler) {

@@ -227,6 +227,33 @@ func TestRouting(t *testing.T) {
 	}
 }
 
+// Inline handlers answer in request order, interleaved correctly with
+// goroutine handlers, and get the same Request contents.
+func TestHandleInline(t *testing.T) {
+	_, path := startServer(t, nil, func(s *Server) {
+		if err := s.HandleInline("/inline/(.*)", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			return r.URI + " " + string(r.Data) + " " + string(r.ID), nil
+		})); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.HandleInline("/bad(", nil); err == nil {
+			t.Error("bad inline pattern accepted")
+		}
+	})
+	c := dialRaw(t, path)
+	var sb strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&sb, `{"ipcReqID":%d,"uri":"/inline/%d","data":[%d]}`+"\n", i+1, i, i)
+	}
+	c.send(sb.String())
+	for i := range 50 {
+		want := fmt.Sprintf(`{"ipcReqID":%d,"data":"/inline/%d [%d] %d"}`, i+1, i, i, i+1)
+		if got := c.line(); got != want {
+			t.Fatalf("got %s, want %s", got, want)
+		}
+	}
+}
+
 // Responses go out in completion order: a fast request is not stuck
 // behind a slow one on the same connection.
 func TestCompletionOrder(t *testing.T) {
