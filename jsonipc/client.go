@@ -129,6 +129,9 @@ func (c *Client) dial(ctx context.Context) (*clientConn, error) {
 	}
 	cc := &clientConn{nc: nc, pending: make(map[uint64]*call)}
 	cc.w.c = nc
+	// A server that stops reading must not hold callers past their
+	// timeout inside a write.
+	cc.w.timeout = max(c.timeout, 0)
 	return cc, nil
 }
 
@@ -236,9 +239,11 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 	werr := cc.w.write(b)
 	putBuf(buf)
 	if werr != nil {
-		// The reader will notice the broken connection and fail every
-		// pending call, this one included.
+		// Part of a message may have gone out, so the stream is unusable:
+		// closing it makes the reader fail every pending call, this one
+		// included.
 		c.log.Debug("jsonipc: write failed", "err", werr)
+		cc.nc.Close()
 	}
 
 	select {

@@ -213,3 +213,28 @@ func TestClientReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A server that stops reading cannot hold a caller past its timeout
+// inside a blocked write.
+func TestClientWriteTimeout(t *testing.T) {
+	path := sockPath(t)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		nc, err := ln.Accept()
+		if err == nil {
+			accepted <- nc // never read from it
+		}
+	}()
+	c := dialClient(t, path, &ClientConfig{RequestTimeout: 100 * time.Millisecond})
+	defer func() { (<-accepted).Close() }()
+	big := json.RawMessage(`"` + strings.Repeat("x", 16<<20) + `"`)
+	_, err = c.CallRaw(context.Background(), "/x", big)
+	if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("want ErrTimeout or ErrDisconnected, got %v", err)
+	}
+}

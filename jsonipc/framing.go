@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 const (
@@ -150,7 +151,8 @@ type batchWriter struct {
 	flushing bool
 	corked   bool // hold output: the reader has more requests to answer first
 	err      error
-	written  func(n int) // accounting hook, may be nil
+	timeout  time.Duration // bound on each write; 0 => none
+	written  func(n int)   // accounting hook, may be nil
 	// pending reports queued bytes past which a write counts as
 	// backpressure (the client reads slower than we answer).
 	backpressure func()
@@ -176,7 +178,7 @@ func (w *batchWriter) write(p []byte) error {
 		// Idle connection: write p itself, sparing a copy of big messages.
 		w.flushing = true
 		w.mu.Unlock()
-		n, err := w.c.Write(p)
+		n, err := w.put(p)
 		if w.written != nil {
 			w.written(n)
 		}
@@ -206,6 +208,14 @@ func (w *batchWriter) write(p []byte) error {
 	}
 	w.flushing = true
 	return w.flushLocked()
+}
+
+// put writes p to the connection within the write timeout.
+func (w *batchWriter) put(p []byte) (int, error) {
+	if w.timeout > 0 {
+		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	}
+	return w.c.Write(p)
 }
 
 // cork holds output until uncork: the connection's reader calls it while
@@ -238,7 +248,7 @@ func (w *batchWriter) flushLocked() error {
 		w.buf = w.spare[:0]
 		w.mu.Unlock()
 		var n int
-		n, err = w.c.Write(out)
+		n, err = w.put(out)
 		if w.written != nil {
 			w.written(n)
 		}
