@@ -85,7 +85,12 @@ type reply struct {
 	err  error
 }
 
-type call struct{ ch chan reply }
+// call is one request waiting for its response; calls are pooled with
+// their channel and timer, so a call allocates only its result.
+type call struct {
+	ch    chan reply
+	timer *time.Timer
+}
 
 // Dial connects to the server at path. ctx bounds the connection
 // attempt only. cfg may be nil.
@@ -111,7 +116,11 @@ func Dial(ctx context.Context, path string, cfg *ClientConfig) (*Client, error) 
 	}
 	c.ua = appendQuoted(nil, ua)
 	c.pid = strconv.AppendInt(nil, int64(os.Getpid()), 10)
-	c.calls.New = func() any { return &call{ch: make(chan reply, 1)} }
+	c.calls.New = func() any {
+		t := time.NewTimer(time.Hour)
+		t.Stop()
+		return &call{ch: make(chan reply, 1), timer: t}
+	}
 	cc, err := c.dial(ctx)
 	if err != nil {
 		return nil, err
@@ -197,14 +206,17 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 		// claim: refuse here instead of timing out.
 		return nil, fmt.Errorf("jsonipc: request data for %s must be valid single-line JSON", uri)
 	}
+	cl := c.calls.Get().(*call)
 	var deadline <-chan time.Time
 	if c.timeout > 0 {
-		t := time.NewTimer(c.timeout)
-		defer t.Stop()
-		deadline = t.C
+		// Since Go 1.23 a stopped or reset timer never delivers a stale
+		// tick, so a pooled timer is safe to reuse.
+		cl.timer.Reset(c.timeout)
+		deadline = cl.timer.C
 	}
 	cc, err := c.conn(ctx, deadline)
 	if err != nil {
+		c.release(cl)
 		return nil, fmt.Errorf("%w (calling %s)", err, uri)
 	}
 
@@ -225,13 +237,12 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 	b = append(b, "}\n"...)
 	*buf = b
 
-	cl := c.calls.Get().(*call)
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
 		cc.mu.Unlock()
 		putBuf(buf)
-		c.calls.Put(cl)
+		c.release(cl)
 		return nil, fmt.Errorf("%w (calling %s)", err, uri)
 	}
 	cc.pending[id] = cl
@@ -248,7 +259,7 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 
 	select {
 	case r := <-cl.ch:
-		c.calls.Put(cl)
+		c.release(cl)
 		if r.err != nil {
 			if _, ok := r.err.(*RemoteError); ok {
 				return nil, r.err
@@ -265,6 +276,13 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 	}
 }
 
+// release returns a finished call to the pool, its timer stopped first
+// so that the next user's timer is not stopped under it.
+func (c *Client) release(cl *call) {
+	cl.timer.Stop()
+	c.calls.Put(cl)
+}
+
 // abandon forgets a call that will not wait for its response; a late
 // response is then dropped.
 func (c *Client) abandon(cc *clientConn, id uint64, cl *call) {
@@ -275,7 +293,7 @@ func (c *Client) abandon(cc *clientConn, id uint64, cl *call) {
 	if !ok {
 		<-cl.ch // the reader got there first and is sending
 	}
-	c.calls.Put(cl)
+	c.release(cl)
 }
 
 // conn returns the live connection, waiting for a reconnect if one is
