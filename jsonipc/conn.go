@@ -39,7 +39,7 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
 	c.w.c = nc
 	c.w.written = func(n int) { s.st.bytesOut.Add(uint64(n)) }
-	c.w.backpressure = func() { s.st.backpressure.Add(1) }
+	c.w.drained = make(chan struct{}, 1)
 	return c
 }
 
@@ -81,6 +81,12 @@ func (c *Conn) serve() {
 	var counted int64
 	corked := false
 	for {
+		if !corked && c.w.backlogged() {
+			// About to read more requests while the client leaves
+			// responses unread: wait for it instead of queueing more.
+			s.st.backpressure.Add(1)
+			c.w.waitDrained()
+		}
 		if s.cfg.IdleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
 			// Shutdown sets its flag before waking readers with a past

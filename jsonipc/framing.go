@@ -153,11 +153,14 @@ type batchWriter struct {
 	err      error
 	timeout  time.Duration // bound on each write; 0 => none
 	written  func(n int)   // accounting hook, may be nil
-	// pending reports queued bytes past which a write counts as
-	// backpressure (the client reads slower than we answer).
-	backpressure func()
+	// drained, when not nil, is signalled whenever the queue falls to
+	// backpressureBytes or below, or the connection fails.
+	drained chan struct{}
 }
 
+// backpressureBytes is how much unsent output a connection may queue
+// before the server stops reading its requests: a client that sends
+// without reading cannot make the server buffer without bound.
 const backpressureBytes = 1 << 20
 
 // write queues p (a whole message) and flushes unless another goroutine
@@ -187,6 +190,7 @@ func (w *batchWriter) write(p []byte) error {
 			w.err = err
 			w.buf = nil
 			w.flushing = false
+			w.signalLocked()
 			w.mu.Unlock()
 			return err
 		}
@@ -200,9 +204,6 @@ func (w *batchWriter) write(p []byte) error {
 	}
 	w.buf = append(w.buf, p...)
 	if w.flushing {
-		if len(w.buf) > backpressureBytes && w.backpressure != nil {
-			w.backpressure()
-		}
 		w.mu.Unlock()
 		return nil
 	}
@@ -216,6 +217,33 @@ func (w *batchWriter) put(p []byte) (int, error) {
 		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
 	}
 	return w.c.Write(p)
+}
+
+// signalLocked tells a reader waiting in waitDrained to look again.
+func (w *batchWriter) signalLocked() {
+	if w.err != nil || len(w.buf) <= backpressureBytes {
+		select {
+		case w.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// backlogged reports whether more than backpressureBytes wait to be sent
+// on a connection that still works.
+func (w *batchWriter) backlogged() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err == nil && len(w.buf) > backpressureBytes
+}
+
+// waitDrained blocks while the connection is backlogged. It returns when
+// the client has read enough or the connection failed (a shutdown
+// closes it at the latest after the exit timeout).
+func (w *batchWriter) waitDrained() {
+	for w.backlogged() {
+		<-w.drained
+	}
 }
 
 // cork holds output until uncork: the connection's reader calls it while
@@ -261,6 +289,9 @@ func (w *batchWriter) flushLocked() error {
 		if err != nil {
 			w.err = err
 			w.buf = nil
+		}
+		w.signalLocked()
+		if err != nil {
 			break
 		}
 	}

@@ -701,3 +701,36 @@ func TestStatsIntervalLog(t *testing.T) {
 	dialRaw(t, path).roundTrip(`{"uri":"/ipcserver/test/echo"}`)
 	waitFor(t, func() bool { return strings.Contains(logs.String(), `msg="jsonipc: stats" connections=1 requests=1`) })
 }
+
+// A client that sends without reading makes the server stop reading it
+// (bounded memory) rather than queue responses without limit; once the
+// client reads, everything is answered.
+func TestBackpressure(t *testing.T) {
+	s, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/user", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			return r.Data, nil
+		}))
+	})
+	c := dialRaw(t, path)
+	const n = 64
+	data := `"` + strings.Repeat("z", 256<<10) + `"`
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range n {
+			if _, err = c.nc.Write([]byte(fmt.Sprintf(`{"ipcReqID":%d,"uri":"/user","data":%s}`+"\n", i+1, data))); err != nil {
+				break
+			}
+		}
+		sent <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().StreamBackpressure > 0 })
+	for range n {
+		if line := c.line(); !strings.HasSuffix(line, `,"data":`+data+`}`) {
+			t.Fatalf("bad response of %d bytes", len(line))
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -21,7 +21,7 @@ type Stats struct {
 	MaxConnections     int64             `json:"maxConnections"`     // peak of Connections
 	Duration           int64             `json:"duration"`           // milliseconds since the server started
 	SlowResponses      uint64            `json:"slowResponses"`      // handlers slower than SlowThreshold
-	StreamBackpressure uint64            `json:"streamBackpressure"` // responses queued behind over 1 MiB of unsent output
+	StreamBackpressure uint64            `json:"streamBackpressure"` // pauses in reading a client that left over 1 MiB of responses unread
 	InFlight           int64             `json:"inFlight"`           // handlers running now
 	BytesIn            uint64            `json:"bytesIn"`            // bytes read from clients
 	BytesOut           uint64            `json:"bytesOut"`           // bytes written to clients
