@@ -93,7 +93,8 @@ type call struct {
 }
 
 // Dial connects to the server at path. ctx bounds the connection
-// attempt only. cfg may be nil.
+// attempt only. cfg may be nil. Dial fails when no server answers, even
+// with AutoReconnect, which takes over once a first connection was made.
 func Dial(ctx context.Context, path string, cfg *ClientConfig) (*Client, error) {
 	c := &Client{path: path, done: make(chan struct{})}
 	if cfg != nil {
