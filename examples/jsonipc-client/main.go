@@ -15,7 +15,7 @@ import (
 )
 
 func main() {
-	socket := flag.String("socket", "/tmp/jsonipc-example.sock", "Unix socket `path` of the server")
+	socket := flag.String("socket", "/var/tmp/my_ipc_server.sock", "Unix socket `path` of the server")
 	flag.Parse()
 	if err := run(*socket); err != nil {
 		fmt.Fprintln(os.Stderr, "jsonipc-client:", err)
@@ -32,16 +32,17 @@ func run(socket string) error {
 	}
 	defer client.Close()
 
-	// client.send('/myapi/test', {foo: "bar"}, (err, data) => ...)
+	// testClient.send('/myapi/test', {"welcome":42}, (err, data) => ...)
 	var reply map[string]string
-	if err := client.Call(ctx, "/myapi/test", map[string]string{"foo": "bar"}, &reply); err != nil {
+	if err := client.Call(ctx, "/myapi/test", map[string]int{"welcome": 42}, &reply); err != nil {
 		return err
 	}
 	fmt.Println("/myapi/test:", reply["hello"])
 
-	// client.send('/ipcserver/test/echo', {...}): data comes back as sent.
+	// testClient.send('/ipcserver/test/echo', {"ping":"me"}, ...): the data
+	// comes back byte for byte, so raw JSON keeps even its number text.
 	var echoed json.RawMessage
-	if err := client.Call(ctx, "/ipcserver/test/echo", json.RawMessage(`{"hello":"there","n":[1,2.50]}`), &echoed); err != nil {
+	if err := client.Call(ctx, "/ipcserver/test/echo", json.RawMessage(`{"ping":"me","n":2.50}`), &echoed); err != nil {
 		return err
 	}
 	fmt.Println("/ipcserver/test/echo:", string(echoed))

@@ -48,7 +48,7 @@ func TestClientExample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	want := "/myapi/test: thanks for your message\n/ipcserver/test/echo: {\"hello\":\"there\",\"n\":[1,2.50]}\n"
+	want := "/myapi/test: thanks for your message\n/ipcserver/test/echo: {\"ping\":\"me\",\"n\":2.50}\n"
 	if string(out) != want {
 		t.Fatalf("output %q, want %q", out, want)
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	socket := flag.String("socket", "/tmp/jsonipc-example.sock", "Unix socket `path` to listen on")
+	socket := flag.String("socket", "/var/tmp/my_ipc_server.sock", "Unix socket `path` to listen on")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -32,7 +32,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	fmt.Printf("listening on %s; try: procwire call --socket %s /myapi/test '{\"foo\":\"bar\"}'\n", *socket, *socket)
+	fmt.Printf("listening on %s; try: procwire call --socket %s /myapi/test '{\"welcome\":42}'\n", *socket, *socket)
 	if err := srv.ListenAndServe(ctx, *socket); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
