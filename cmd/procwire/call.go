@@ -8,11 +8,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 
+	"github.com/procwire/procwire/conf"
 	"github.com/procwire/procwire/jsonipc"
 )
 
@@ -26,16 +25,13 @@ func init() {
 
 // defaultSocket is where `procwire serve` listens unless told otherwise:
 // $PROCWIRE_SOCKET, else $XDG_RUNTIME_DIR/procwire/procwire.sock, else
-// /tmp/procwire-<uid>/procwire.sock. It mirrors conf.DefaultSocketPath
-// (plus the environment override) until call sites point at conf.
+// /tmp/procwire-<uid>/procwire.sock (conf.DefaultSocketPath). serve and the
+// client verbs share it so that they find each other with no flags.
 func defaultSocket() string {
 	if p := os.Getenv("PROCWIRE_SOCKET"); p != "" {
 		return p
 	}
-	if dir := os.Getenv("XDG_RUNTIME_DIR"); filepath.IsAbs(dir) {
-		return filepath.Join(dir, "procwire", "procwire.sock")
-	}
-	return filepath.Join("/tmp", "procwire-"+strconv.Itoa(os.Getuid()), "procwire.sock")
+	return conf.DefaultSocketPath()
 }
 
 func runCall(ctx context.Context, args []string, stdout, stderr io.Writer) error {
