@@ -25,13 +25,14 @@ const MaxHolders = 128
 // segment's kind version.
 const layoutVersion = 1
 
-// Errors returned by this package, testable with errors.Is.
+// Errors returned by this package, testable with errors.Is. Returned
+// errors wrap them with "sem:", the operation and the semaphore's name.
 var (
-	ErrNotFound   = errors.New("sem: semaphore not found")
-	ErrOverflow   = errors.New("sem: count would exceed MaxValue")
-	ErrTooMany    = errors.New("sem: too many processes use Undo on this semaphore")
-	ErrClosed     = errors.New("sem: semaphore closed")
-	ErrBadInitial = errors.New("sem: initial count out of range")
+	ErrNotFound   = errors.New("semaphore not found")
+	ErrOverflow   = errors.New("count would exceed MaxValue")
+	ErrTooMany    = errors.New("too many processes use Undo on this semaphore")
+	ErrClosed     = errors.New("semaphore closed")
+	ErrBadInitial = errors.New("initial count out of range")
 )
 
 // Options configures Open. A nil *Options is the same as a zero Options.
@@ -94,7 +95,6 @@ type Sem struct {
 	seg  *shm.Segment
 	l    *layout
 	mu   *shm.Mutex
-	undo bool
 	self proc.ID
 
 	closeOnce sync.Once
@@ -130,8 +130,12 @@ func Open(name string, initial int, opts *Options) (*Sem, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sem: open %s: %w", name, err)
 	}
+	return newSem(name, seg, o)
+}
+
+func newSem(name string, seg *shm.Segment, o Options) (*Sem, error) {
 	l := (*layout)(unsafe.Pointer(&seg.Data()[0]))
-	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), undo: o.Undo, self: proc.Self(), slot: -1}
+	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), self: proc.Self(), slot: -1}
 	if o.Undo {
 		if err := s.register(); err != nil {
 			seg.Close()
@@ -139,6 +143,26 @@ func Open(name string, initial int, opts *Options) (*Sem, error) {
 		}
 	}
 	return s, nil
+}
+
+// Attach opens the existing semaphore called name. It fails with an error
+// wrapping ErrNotFound if there is none.
+func Attach(name string, opts *Options) (*Sem, error) {
+	var o Options
+	if opts != nil {
+		o = *opts
+	}
+	if err := shm.ValidName(name); err != nil {
+		return nil, fmt.Errorf("sem: attach: %w", err)
+	}
+	seg, err := shm.Attach(segName(name), &shm.Options{Kind: shm.KindSem, Version: layoutVersion})
+	if err != nil {
+		if errors.Is(err, shm.ErrNotFound) {
+			return nil, fmt.Errorf("sem: attach %s: %w", name, ErrNotFound)
+		}
+		return nil, fmt.Errorf("sem: attach %s: %w", name, err)
+	}
+	return newSem(name, seg, o)
 }
 
 // Remove deletes the semaphore called name. Processes that have it open

@@ -213,6 +213,14 @@ func TestOpenNeverResets(t *testing.T) {
 	if s2.Value() != 2 {
 		t.Fatalf("second Open reset the count to %d, want 2", s2.Value())
 	}
+	s3, err := Attach(s.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s3.Close()
+	if s3.Value() != 2 {
+		t.Fatalf("Attach sees count %d, want 2", s3.Value())
+	}
 }
 
 func TestOpenErrors(t *testing.T) {
@@ -229,6 +237,9 @@ func TestOpenErrors(t *testing.T) {
 		if _, err := Open(tc.name, tc.initial, nil); !errors.Is(err, tc.want) {
 			t.Errorf("Open(%q, %d) = %v, want %v", tc.name, tc.initial, err, tc.want)
 		}
+	}
+	if _, err := Attach(semName(t), nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Attach of a missing semaphore = %v, want ErrNotFound", err)
 	}
 	if err := Remove(semName(t)); !errors.Is(err, ErrNotFound) {
 		t.Errorf("Remove of a missing semaphore = %v, want ErrNotFound", err)
