@@ -39,3 +39,21 @@ func BenchmarkMutexContended2Proc(b *testing.B) {
 		m.Unlock()
 	}
 }
+
+// BenchmarkMutexGoroutines measures Lock+Unlock pairs from many goroutines
+// of one process; ns/op is per pair.
+func BenchmarkMutexGoroutines(b *testing.B) {
+	s := newSeg(b, MutexSize+8)
+	m := MutexAt(s.Data())
+	ctr := (*uint64)(unsafePointer(s.Data()[MutexSize:]))
+	ctx := context.Background()
+	b.SetParallelism(16)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			m.Lock(ctx)
+			*ctr++
+			m.Unlock()
+		}
+	})
+}

@@ -97,6 +97,10 @@ type Sem struct {
 	mu   *shm.Mutex
 	self proc.ID
 
+	// sleeper admits one goroutine of this process at a time to the futex
+	// wait, so that waiting goroutines do not each block an OS thread.
+	sleeper chan struct{}
+
 	closeOnce sync.Once
 	closed    atomic.Bool
 	slot      int // table index for Undo, or -1; fixed after Open
@@ -135,7 +139,7 @@ func Open(name string, initial int, opts *Options) (*Sem, error) {
 
 func newSem(name string, seg *shm.Segment, o Options) (*Sem, error) {
 	l := (*layout)(unsafe.Pointer(&seg.Data()[0]))
-	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), self: proc.Self(), slot: -1}
+	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), self: proc.Self(), slot: -1, sleeper: make(chan struct{}, 1)}
 	if o.Undo {
 		if err := s.register(); err != nil {
 			seg.Close()
@@ -238,7 +242,6 @@ func (s *Sem) Acquire(ctx context.Context) error {
 	if s.closed.Load() {
 		return fmt.Errorf("sem: acquire %s: %w", s.name, ErrClosed)
 	}
-	done := ctx.Done()
 	for {
 		if err := s.lock(ctx); err != nil {
 			return err
@@ -256,21 +259,45 @@ func (s *Sem) Acquire(ctx context.Context) error {
 			}
 			continue
 		}
-		atomic.StoreUint32(&s.l.value, v|waitersBit)
 		s.mu.Unlock()
-		timeout := waitSlice
-		if dl, ok := ctx.Deadline(); ok {
-			timeout = min(timeout, max(time.Until(dl), time.Millisecond))
-		}
-		if err := futex.Wait(&s.l.value, v|waitersBit, timeout); err != nil && !errors.Is(err, futex.ErrTimeout) {
-			time.Sleep(timeout) // no futex (not Linux): poll
-		}
-		select {
-		case <-done:
-			return ctx.Err()
-		default:
+		if err := s.sleep(ctx); err != nil {
+			return err
 		}
 	}
+}
+
+// sleep waits until the count may have become non-zero,
+// for at most waitSlice, or until ctx ends. Only one goroutine per Sem
+// sleeps on the futex; the others wait for their turn, parked.
+func (s *Sem) sleep(ctx context.Context) error {
+	select {
+	case s.sleeper <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-s.sleeper }()
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	// Waiting for the turn may have taken long: look again, then announce
+	// the sleep with the waiters bit while still holding the mutex, so
+	// that a Release after the unlock is sure to wake us.
+	v := atomic.LoadUint32(&s.l.value)
+	if v&countMask > 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	v |= waitersBit
+	atomic.StoreUint32(&s.l.value, v)
+	s.mu.Unlock()
+	timeout := waitSlice
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, max(time.Until(dl), time.Millisecond))
+	}
+	if err := futex.Wait(&s.l.value, v, timeout); err != nil && !errors.Is(err, futex.ErrTimeout) {
+		time.Sleep(timeout) // no futex (not Linux): poll
+	}
+	return ctx.Err()
 }
 
 // take removes one unit from value word v. The caller holds the mutex.

@@ -520,3 +520,47 @@ func BenchmarkAcquireRelease(b *testing.B) {
 		})
 	}
 }
+
+// TestWaitersDoNotPinThreads checks that goroutines waiting on one Sem do
+// not each block an OS thread in futex_wait.
+func TestWaitersDoNotPinThreads(t *testing.T) {
+	s := open(t, 0, nil)
+	before := threadCount(t)
+	const waiters = 200
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Go(func() {
+			if err := s.Acquire(context.Background()); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	during := threadCount(t)
+	for range waiters {
+		s.Release()
+	}
+	wg.Wait()
+	t.Logf("threads: %d before, %d with %d waiters", before, during, waiters)
+	if during-before > waiters/4 {
+		t.Fatalf("%d waiting goroutines grew the process from %d to %d threads", waiters, before, during)
+	}
+	if s.Value() != 0 {
+		t.Fatalf("value %d, want 0", s.Value())
+	}
+}
+
+func threadCount(t *testing.T) int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return n
+		}
+	}
+	t.Fatal("no Threads line in /proc/self/status")
+	return 0
+}
