@@ -210,7 +210,9 @@ func (s *Sem) repair() {
 		return
 	}
 	atomic.StoreUint32(&l.value, atomic.LoadUint32(&l.jValue)|waitersBit)
-	if slot := atomic.LoadUint32(&l.jSlot); slot != 0 {
+	// A slot out of range can only come from a corrupt segment; ignore it
+	// rather than crash every user.
+	if slot := atomic.LoadUint32(&l.jSlot); slot != 0 && slot <= MaxHolders {
 		atomic.StoreInt64(&l.table[slot-1].held, atomic.LoadInt64(&l.jHeld))
 	}
 	atomic.StoreUint32(&l.jActive, 0)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +31,14 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Getenv("PROCWIRE_SEM_NAME"), os.Getenv("PROCWIRE_SEM_ARG")))
 	}
+	base := runtime.NumGoroutine()
 	code := m.Run()
+	if n := goroutinesSettle(base); n > base {
+		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n", base, n)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if left, _ := filepath.Glob("/dev/shm/procwire.sem." + testPrefix + "*"); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "semaphores left behind: %v\n", left)
 		for _, p := range left {
@@ -563,4 +571,14 @@ func threadCount(t *testing.T) int {
 	}
 	t.Fatal("no Threads line in /proc/self/status")
 	return 0
+}
+
+// goroutinesSettle waits up to 5 s for the goroutine count to drop to base
+// and returns the last count.
+func goroutinesSettle(base int) int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); n > base && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
 }
