@@ -187,6 +187,16 @@ func runChild(role, seg, arg string) int {
 		}
 		out.WriteString("done\n")
 		out.Flush()
+	case "hammer":
+		// Lock and Unlock as fast as possible until killed.
+		m := MutexAt(s.Data())
+		ctr := (*uint64)(unsafePointer(s.Data()[MutexSize:]))
+		ctx := context.Background()
+		for {
+			m.Lock(ctx)
+			*ctr++
+			m.Unlock()
+		}
 	case "crash":
 		var slot int
 		fmt.Sscan(arg, &slot)
