@@ -188,7 +188,13 @@ func Remove(name string) error {
 func (s *Sem) Name() string { return s.name }
 
 // Value returns the current count: how many units could be acquired now.
-func (s *Sem) Value() int { return int(atomic.LoadUint32(&s.l.value) & countMask) }
+// It returns 0 after Close.
+func (s *Sem) Value() int {
+	if s.closed.Load() {
+		return 0
+	}
+	return int(atomic.LoadUint32(&s.l.value) & countMask)
+}
 
 // lock takes the mutex and repairs an update interrupted by a dead process.
 func (s *Sem) lock(ctx context.Context) error {
