@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -401,5 +402,27 @@ func TestOpenRace(t *testing.T) {
 	wg.Wait()
 	if created != 1 {
 		t.Fatalf("%d Opens created the segment, want 1", created)
+	}
+}
+
+// TestPublishNamedTemp checks the fallback for systems without O_TMPFILE
+// or /proc: a hidden temporary file, linked under the name, then removed.
+func TestPublishNamedTemp(t *testing.T) {
+	fd, tmp, err := openUnnamed(0o600, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if !strings.HasPrefix(tmp, Dir+"/.procwire-new-") {
+		t.Fatalf("temporary file %q", tmp)
+	}
+	defer os.Remove(tmp)
+	p := Dir + "/" + filePrefix + segName(t)
+	if err := publish(fd, tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(p)
+	if err := publish(fd, tmp, p); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("second publish = %v, want EEXIST", err)
 	}
 }
