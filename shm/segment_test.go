@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 func TestValidName(t *testing.T) {
@@ -355,12 +357,12 @@ func TestList(t *testing.T) {
 func TestSegmentMultiProcess(t *testing.T) {
 	s := newSeg(t, MutexSize+8)
 	const perChild = 2000
-	var cs []*child
+	var cs []*proctest.Child
 	for range 3 {
-		cs = append(cs, startChild(t, "count", s.Name(), "2000"))
+		cs = append(cs, proctest.Start(t, "count", s.Name(), "2000"))
 	}
 	for _, c := range cs {
-		if err := c.wait(); err != nil {
+		if err := c.Wait(); err != nil {
 			t.Fatal("child:", err)
 		}
 	}
