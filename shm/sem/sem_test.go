@@ -417,6 +417,7 @@ func TestUndoCrash(t *testing.T) {
 		c.Kill()
 		delete(live, c)
 	}
+	t.Logf("%d kills; %d of %d units held by dead processes at the end", kills, initial-s.Value(), initial)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range initial {
