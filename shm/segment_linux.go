@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -199,7 +200,8 @@ func create(name string, size int, o *Options) (*Segment, error) {
 			return fail(fmt.Errorf("shm: create %s: init: %w", name, err))
 		}
 	}
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&mem[offMagic])), magic)
+	// hb holds the magic's little-endian bytes; store them as one word.
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&mem[offMagic])), binary.NativeEndian.Uint64(hb[offMagic:]))
 	if err := publish(fd, tmp, p); err != nil {
 		if err == unix.EEXIST {
 			return fail(fmt.Errorf("shm: create %s: %w", name, ErrExists))
