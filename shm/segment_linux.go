@@ -191,23 +191,27 @@ func create(name string, size int, o *Options) (*Segment, error) {
 	// atomically so that a reader that can see the file sees either no
 	// magic or a complete header.
 	copy(mem[8:headerSize], hb[8:])
-	fail := func(err error) (*Segment, error) {
-		unix.Munmap(mem)
-		return nil, err
-	}
+	// Unmap unless published, also if Init panics.
+	published := false
+	defer func() {
+		if !published {
+			unix.Munmap(mem)
+		}
+	}()
 	if o.Init != nil {
 		if err := o.Init(s.data); err != nil {
-			return fail(fmt.Errorf("shm: create %s: init: %w", name, err))
+			return nil, fmt.Errorf("shm: create %s: init: %w", name, err)
 		}
 	}
 	// hb holds the magic's little-endian bytes; store them as one word.
 	atomic.StoreUint64((*uint64)(unsafe.Pointer(&mem[offMagic])), binary.NativeEndian.Uint64(hb[offMagic:]))
 	if err := publish(fd, tmp, p); err != nil {
 		if err == unix.EEXIST {
-			return fail(fmt.Errorf("shm: create %s: %w", name, ErrExists))
+			return nil, fmt.Errorf("shm: create %s: %w", name, ErrExists)
 		}
-		return fail(fmt.Errorf("shm: create %s: link: %w", name, err))
+		return nil, fmt.Errorf("shm: create %s: link: %w", name, err)
 	}
+	published = true
 	return s, nil
 }
 

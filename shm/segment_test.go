@@ -276,6 +276,17 @@ func TestInitError(t *testing.T) {
 	if _, err := Attach(name, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Attach after failed Init = %v, want ErrNotFound", err)
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a panic in Init was swallowed")
+			}
+		}()
+		Create(name, 64, &Options{Init: func([]byte) error { panic("init") }})
+	}()
+	if _, err := Attach(name, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Attach after Init panicked = %v, want ErrNotFound", err)
+	}
 }
 
 func TestReadWriteAt(t *testing.T) {
