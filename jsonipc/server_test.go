@@ -256,6 +256,27 @@ func TestHandleInline(t *testing.T) {
 
 // Responses go out in completion order: a fast request is not stuck
 // behind a slow one on the same connection.
+// A client that shuts its sending side still gets the answers to what it
+// sent, and handlers learn through their context that it is gone.
+func TestClientHalfClose(t *testing.T) {
+	_, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			return "cancelled", nil
+		}))
+	})
+	c := dialRaw(t, path)
+	c.send(`{"ipcReqID":1,"uri":"/wait"}` + "\n" + `{"ipcReqID":2,"uri":"/ipcserver/test/echo","data":2}` + "\n")
+	if got := c.line(); got != `{"ipcReqID":2,"data":2}` {
+		t.Fatalf("got %s", got)
+	}
+	c.nc.CloseWrite()
+	if got := c.line(); got != `{"ipcReqID":1,"data":"cancelled"}` {
+		t.Fatalf("got %s", got)
+	}
+	c.expectEOF()
+}
+
 func TestCompletionOrder(t *testing.T) {
 	release := make(chan struct{})
 	_, path := startServer(t, nil, func(s *Server) {
@@ -392,9 +413,11 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	if err := s2.Listen(path); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second server on a live socket: got %v, want ErrInUse", err)
 	}
-	if got := dialRaw(t, path).roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
+	rc := dialRaw(t, path)
+	if got := rc.roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
 		t.Fatalf("first server disturbed: %s", got)
 	}
+	rc.nc.Close()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
