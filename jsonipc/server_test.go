@@ -350,7 +350,7 @@ func runChildProcess(t *testing.T, role, path string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, "JSONIPC_TEST_SOCKET="+path)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", childRoleEnv+"="+role, "JSONIPC_TEST_SOCKET="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child %s: %v\n%s", role, err, out)
