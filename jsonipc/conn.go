@@ -40,6 +40,11 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	return c
 }
 
+// Context returns a context that is cancelled when the connection ends,
+// for work tied to a client, such as a subscription that must stop
+// pushing once the client is gone.
+func (c *Conn) Context() context.Context { return c.ctx }
+
 // Peer returns the identity of the connected process.
 func (c *Conn) Peer() Peer { return c.peer }
 

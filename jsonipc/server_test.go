@@ -550,8 +550,10 @@ func TestMaxMessageSizeBoundary(t *testing.T) {
 }
 
 func TestStatsAndPush(t *testing.T) {
+	conns := make(chan *Conn, 1)
 	s, path := startServer(t, &Config{SlowThreshold: time.Millisecond}, func(s *Server) {
 		s.Handle("/subscribe", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			conns <- r.Conn()
 			return "ok", r.Conn().Push(ctx, map[string]string{"event": "hello"})
 		}))
 	})
@@ -563,6 +565,7 @@ func TestStatsAndPush(t *testing.T) {
 	if got := <-msgs; got != `{"event":"hello"}` {
 		t.Fatalf("push: %s", got)
 	}
+	conn := <-conns
 	if n, err := s.Broadcast(context.Background(), map[string]int{"n": 1}); err != nil || n != 1 {
 		t.Fatalf("broadcast: %d %v", n, err)
 	}
@@ -583,6 +586,17 @@ func TestStatsAndPush(t *testing.T) {
 	if st.Connections != 1 || st.Handlers != 4 || st.Requests != 4 || st.ClientOpen != 1 || st.MaxConnections != 1 ||
 		st.SlowResponses < 1 || st.InFlight < 1 || st.BytesIn == 0 || st.BytesOut == 0 || st.Errors[CodeNoHandler] != 1 {
 		t.Errorf("stats %+v", st)
+	}
+
+	// Once the client is gone, its Conn says so and refuses pushes.
+	if conn.Peer().PID != int32(os.Getpid()) || conn.Context().Err() != nil {
+		t.Fatalf("live conn: peer %v, ctx %v", conn.Peer(), conn.Context().Err())
+	}
+	c.Close()
+	<-conn.Context().Done()
+	waitFor(t, func() bool { return conn.Push(context.Background(), map[string]int{"late": 1}) != nil })
+	if err := conn.Push(context.Background(), map[string]int{"late": 1}); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("push to a closed connection: %v", err)
 	}
 }
 
