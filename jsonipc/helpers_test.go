@@ -213,6 +213,16 @@ func runChild(role, path string) int {
 		}
 		fmt.Printf("clean EOF after %d bytes\n", len(rest))
 		return 0
+	case "hang":
+		// Send a request and wait to be killed.
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			fmt.Println("dial:", err)
+			return 1
+		}
+		fmt.Fprintf(nc, `{"uri":"/test/wait","ipcReqID":"rq0"}`+"\n")
+		time.Sleep(time.Minute)
+		return 1
 	}
 	fmt.Println("unknown child role", role)
 	return 2

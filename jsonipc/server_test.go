@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -769,5 +770,33 @@ func TestBackpressure(t *testing.T) {
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client killed with SIGKILL mid-request: the handler's context is
+// cancelled, the connection is released, and the server keeps serving.
+func TestClientKilled(t *testing.T) {
+	cancelled := make(chan struct{})
+	s, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/test/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			close(cancelled)
+			return nil, ctx.Err()
+		}))
+	})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", childRoleEnv+"=hang", "JSONIPC_TEST_SOCKET="+path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Stats().InFlight == 1 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	<-cancelled
+	waitFor(t, func() bool { st := s.Stats(); return st.Connections == 0 && st.ClientClose == 1 && st.InFlight == 0 })
+	if got := dialRaw(t, path).roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
+		t.Fatalf("after the kill: %s", got)
 	}
 }
