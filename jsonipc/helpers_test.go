@@ -213,6 +213,20 @@ func runChild(role, path string) int {
 		}
 		fmt.Printf("clean EOF after %d bytes\n", len(rest))
 		return 0
+	case "server":
+		// Serve until killed; /test/wait never answers.
+		s := NewServer(&Config{Logger: quietLogger()})
+		s.Handle("/test/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			return nil, nil
+		}))
+		if err := s.Listen(path); err != nil {
+			fmt.Println("listen:", err)
+			return 1
+		}
+		fmt.Println("listening")
+		s.Serve(context.Background())
+		return 1
 	case "hang":
 		// Send a request and wait to be killed.
 		nc, err := net.Dial("unix", path)
