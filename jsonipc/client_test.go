@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -286,5 +287,35 @@ func TestServerKilled(t *testing.T) {
 	cancel()
 	if err := <-served; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Many clients at once, each with calls in flight, all answered right.
+func TestManyClients(t *testing.T) {
+	s, path := startServer(t, nil, nil)
+	const clients, calls = 50, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*calls)
+	for i := range clients {
+		c := dialClient(t, path, nil)
+		for j := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				want := fmt.Sprintf("c%d-%d", i, j)
+				var got string
+				if err := c.Call(context.Background(), "/ipcserver/test/echo", want, &got); err != nil || got != want {
+					errs <- fmt.Errorf("%s: got %q, %v", want, got, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := s.Stats(); st.MaxConnections != clients || st.Requests != clients*calls {
+		t.Errorf("stats: %+v", st)
 	}
 }
