@@ -94,6 +94,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error formats the code and message.
 func (e *RemoteError) Error() string {
 	if e.Message == "" {
 		return "jsonipc: remote error " + e.Code
