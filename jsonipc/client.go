@@ -61,7 +61,8 @@ type Client struct {
 	pid     []byte // JSON text of our pid
 	ua      []byte // quoted user agent
 	nextID  atomic.Uint64
-	calls   sync.Pool
+	calls   sync.Pool // *call
+	bufs    bufPool
 	timeout time.Duration
 
 	mu     sync.Mutex
@@ -222,7 +223,7 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 	}
 
 	id := c.nextID.Add(1)
-	buf := getBuf()
+	buf := c.bufs.get()
 	b := append((*buf)[:0], `{"ipcReqID":`...)
 	b = strconv.AppendUint(b, id, 10)
 	b = append(b, `,"uri":`...)
@@ -242,14 +243,14 @@ func (c *Client) roundTrip(ctx context.Context, uri string, data []byte, hasData
 	if cc.err != nil {
 		err := cc.err
 		cc.mu.Unlock()
-		putBuf(buf)
+		c.bufs.put(buf)
 		c.release(cl)
 		return nil, fmt.Errorf("%w (calling %s)", err, uri)
 	}
 	cc.pending[id] = cl
 	cc.mu.Unlock()
 	werr := cc.w.write(b)
-	putBuf(buf)
+	c.bufs.put(buf)
 	if werr != nil {
 		// Part of a message may have gone out, so the stream is unusable:
 		// closing it makes the reader fail every pending call, this one

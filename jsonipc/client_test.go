@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -236,5 +239,83 @@ func TestClientWriteTimeout(t *testing.T) {
 	_, err = c.CallRaw(context.Background(), "/x", big)
 	if !errors.Is(err, ErrTimeout) && !errors.Is(err, ErrDisconnected) {
 		t.Fatalf("want ErrTimeout or ErrDisconnected, got %v", err)
+	}
+}
+
+// A server killed with SIGKILL: the pending call fails at once, the
+// stale socket file does not stop a new server, and an AutoReconnect
+// client carries on with it.
+func TestServerKilled(t *testing.T) {
+	path := sockPath(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", childRoleEnv+"=server", "JSONIPC_TEST_SOCKET="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	if line, _ := bufio.NewReader(out).ReadString('\n'); line != "listening\n" {
+		t.Fatalf("child server: %q", line)
+	}
+	c := dialClient(t, path, &ClientConfig{AutoReconnect: true, RequestTimeout: 20 * time.Second})
+	pending := make(chan error, 1)
+	go func() { pending <- c.Call(context.Background(), "/test/wait", nil, nil) }()
+	time.Sleep(20 * time.Millisecond) // let the call reach the server; the outcome is the same either way
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if err := <-pending; !errors.Is(err, ErrDisconnected) {
+		t.Fatalf("pending call: want ErrDisconnected, got %v", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("a killed server leaves its socket file: %v", err)
+	}
+	s := NewServer(&Config{Logger: quietLogger()})
+	if err := s.Listen(path); err != nil {
+		t.Fatalf("new server on the stale socket: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ctx) }()
+	var got int
+	if err := c.Call(context.Background(), "/ipcserver/test/echo", 7, &got); err != nil || got != 7 {
+		t.Fatalf("after reconnect: %d %v", got, err)
+	}
+	c.Close()
+	cancel()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Many clients at once, each with calls in flight, all answered right.
+func TestManyClients(t *testing.T) {
+	s, path := startServer(t, nil, nil)
+	const clients, calls = 50, 20
+	var wg sync.WaitGroup
+	errs := make(chan error, clients*calls)
+	for i := range clients {
+		c := dialClient(t, path, nil)
+		for j := range calls {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				want := fmt.Sprintf("c%d-%d", i, j)
+				var got string
+				if err := c.Call(context.Background(), "/ipcserver/test/echo", want, &got); err != nil || got != want {
+					errs <- fmt.Errorf("%s: got %q, %v", want, got, err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if st := s.Stats(); st.MaxConnections != clients || st.Requests != clients*calls {
+		t.Errorf("stats: %+v", st)
 	}
 }

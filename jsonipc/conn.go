@@ -31,9 +31,6 @@ type Conn struct {
 	lastURI string  // reused when the next request names the same uri
 }
 
-// requestPool recycles the Requests of handlers run in goroutines.
-var requestPool = sync.Pool{New: func() any { return new(Request) }}
-
 func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c := &Conn{s: s, nc: nc, peer: peer}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -42,6 +39,11 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.w.drained = make(chan struct{}, 1)
 	return c
 }
+
+// Context returns a context that is cancelled when the connection ends,
+// for work tied to a client, such as a subscription that must stop
+// pushing once the client is gone.
+func (c *Conn) Context() context.Context { return c.ctx }
 
 // Peer returns the identity of the connected process.
 func (c *Conn) Peer() Peer { return c.peer }
@@ -101,6 +103,13 @@ func (c *Conn) serve() {
 		if err != nil {
 			var ne net.Error
 			switch {
+			case errors.Is(err, io.EOF):
+				// The client is done sending. As net/http does, tell the
+				// handlers (a long wait for an event should end now), but
+				// still write what they answer: a client that only shut
+				// its sending side gets its replies (pixl-ipc drops them).
+				c.cancel()
+				c.active.Wait()
 			case s.stopping.Load():
 				c.drain()
 			case errors.As(err, &ne) && ne.Timeout():
@@ -109,10 +118,6 @@ func (c *Conn) serve() {
 				}
 				c.active.Wait()
 				c.nc.CloseWrite()
-			case errors.Is(err, io.EOF):
-				// The client is done sending: answer what is in flight
-				// (pixl-ipc drops those answers), then close.
-				c.active.Wait()
 			default:
 				// The connection broke: nobody will read the answers.
 				s.log.Debug("jsonipc: connection read failed", "peer", c.peer.String(), "err", err)
@@ -222,10 +227,13 @@ func (c *Conn) dispatch(line []byte) {
 	}
 	// The line lives in the read buffer, which the next read reuses: copy
 	// it for the handler, which runs concurrently.
-	pooled := requestPool.Get().(*Request)
+	pooled, _ := s.reqs.Get().(*Request)
+	if pooled == nil {
+		pooled = new(Request)
+	}
 	*pooled = *req
 	req = pooled
-	buf := getBuf()
+	buf := s.bufs.get()
 	*buf = append((*buf)[:0], line...)
 	own := *buf
 	req.buf = buf
@@ -255,7 +263,7 @@ func (c *Conn) run(h Handler, req *Request) {
 	}()
 	var res any
 	var err error
-	out := getBuf()
+	out := s.bufs.get()
 	b := appendIDPrefix((*out)[:0], req.ID)
 	if _, ok := h.(echo); ok {
 		if req.Data != nil {
@@ -299,11 +307,11 @@ func (c *Conn) run(h Handler, req *Request) {
 	}
 	c.reply(b, code)
 	*out = b
-	putBuf(out)
+	s.bufs.put(out)
 	if req.buf != nil {
-		putBuf(req.buf)
+		s.bufs.put(req.buf)
 		*req = Request{}
-		requestPool.Put(req)
+		s.reqs.Put(req)
 	}
 }
 

@@ -301,15 +301,21 @@ func (w *batchWriter) flushLocked() error {
 }
 
 // bufPool recycles the scratch buffers requests are copied into and
-// responses are built in.
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+// responses are built in. The zero value is ready to use.
+type bufPool struct{ p sync.Pool }
 
-func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+func (bp *bufPool) get() *[]byte {
+	if b, ok := bp.p.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, 0, 512)
+	return &b
+}
 
-func putBuf(b *[]byte) {
+func (bp *bufPool) put(b *[]byte) {
 	if cap(*b) > keepReadBuf {
 		return // let big one-off buffers go
 	}
 	*b = (*b)[:0]
-	bufPool.Put(b)
+	bp.p.Put(b)
 }

@@ -20,8 +20,11 @@ import (
 // recovered and answered as "handler_error"; the server keeps serving.
 //
 // Handlers run concurrently, each request in its own goroutine, and
-// responses are written in completion order. The Request and the bytes
-// it refers to must not be used after ServeIPC returns.
+// responses are written in completion order. ctx is cancelled when the
+// client closes its connection (what the handler still returns is
+// written, for clients that only shut their sending side) and when a
+// shutdown gives up waiting after Config.ExitTimeout. The Request and the
+// bytes it refers to must not be used after ServeIPC returns.
 type Handler interface {
 	ServeIPC(ctx context.Context, req *Request) (any, error)
 }
@@ -91,6 +94,7 @@ type RemoteError struct {
 	Message string
 }
 
+// Error formats the code and message.
 func (e *RemoteError) Error() string {
 	if e.Message == "" {
 		return "jsonipc: remote error " + e.Code

@@ -213,6 +213,30 @@ func runChild(role, path string) int {
 		}
 		fmt.Printf("clean EOF after %d bytes\n", len(rest))
 		return 0
+	case "server":
+		// Serve until killed; /test/wait never answers.
+		s := NewServer(&Config{Logger: quietLogger()})
+		s.Handle("/test/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			return nil, nil
+		}))
+		if err := s.Listen(path); err != nil {
+			fmt.Println("listen:", err)
+			return 1
+		}
+		fmt.Println("listening")
+		s.Serve(context.Background())
+		return 1
+	case "hang":
+		// Send a request and wait to be killed.
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			fmt.Println("dial:", err)
+			return 1
+		}
+		fmt.Fprintf(nc, `{"uri":"/test/wait","ipcReqID":"rq0"}`+"\n")
+		time.Sleep(time.Minute)
+		return 1
 	}
 	fmt.Println("unknown child role", role)
 	return 2

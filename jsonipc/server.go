@@ -78,6 +78,9 @@ type Server struct {
 	cancel context.CancelFunc
 	connWG sync.WaitGroup
 
+	bufs bufPool   // request copies and response buffers
+	reqs sync.Pool // *Request for handlers run in goroutines
+
 	st     counters
 	start  time.Time
 	stopMu sync.Once

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -256,6 +257,27 @@ func TestHandleInline(t *testing.T) {
 
 // Responses go out in completion order: a fast request is not stuck
 // behind a slow one on the same connection.
+// A client that shuts its sending side still gets the answers to what it
+// sent, and handlers learn through their context that it is gone.
+func TestClientHalfClose(t *testing.T) {
+	_, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			return "cancelled", nil
+		}))
+	})
+	c := dialRaw(t, path)
+	c.send(`{"ipcReqID":1,"uri":"/wait"}` + "\n" + `{"ipcReqID":2,"uri":"/ipcserver/test/echo","data":2}` + "\n")
+	if got := c.line(); got != `{"ipcReqID":2,"data":2}` {
+		t.Fatalf("got %s", got)
+	}
+	c.nc.CloseWrite()
+	if got := c.line(); got != `{"ipcReqID":1,"data":"cancelled"}` {
+		t.Fatalf("got %s", got)
+	}
+	c.expectEOF()
+}
+
 func TestCompletionOrder(t *testing.T) {
 	release := make(chan struct{})
 	_, path := startServer(t, nil, func(s *Server) {
@@ -329,7 +351,7 @@ func runChildProcess(t *testing.T, role, path string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, "JSONIPC_TEST_SOCKET="+path)
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", childRoleEnv+"="+role, "JSONIPC_TEST_SOCKET="+path)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("child %s: %v\n%s", role, err, out)
@@ -392,9 +414,11 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	if err := s2.Listen(path); !errors.Is(err, ErrInUse) {
 		t.Fatalf("second server on a live socket: got %v, want ErrInUse", err)
 	}
-	if got := dialRaw(t, path).roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
+	rc := dialRaw(t, path)
+	if got := rc.roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
 		t.Fatalf("first server disturbed: %s", got)
 	}
+	rc.nc.Close()
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -527,8 +551,10 @@ func TestMaxMessageSizeBoundary(t *testing.T) {
 }
 
 func TestStatsAndPush(t *testing.T) {
+	conns := make(chan *Conn, 1)
 	s, path := startServer(t, &Config{SlowThreshold: time.Millisecond}, func(s *Server) {
 		s.Handle("/subscribe", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			conns <- r.Conn()
 			return "ok", r.Conn().Push(ctx, map[string]string{"event": "hello"})
 		}))
 	})
@@ -540,6 +566,7 @@ func TestStatsAndPush(t *testing.T) {
 	if got := <-msgs; got != `{"event":"hello"}` {
 		t.Fatalf("push: %s", got)
 	}
+	conn := <-conns
 	if n, err := s.Broadcast(context.Background(), map[string]int{"n": 1}); err != nil || n != 1 {
 		t.Fatalf("broadcast: %d %v", n, err)
 	}
@@ -560,6 +587,17 @@ func TestStatsAndPush(t *testing.T) {
 	if st.Connections != 1 || st.Handlers != 4 || st.Requests != 4 || st.ClientOpen != 1 || st.MaxConnections != 1 ||
 		st.SlowResponses < 1 || st.InFlight < 1 || st.BytesIn == 0 || st.BytesOut == 0 || st.Errors[CodeNoHandler] != 1 {
 		t.Errorf("stats %+v", st)
+	}
+
+	// Once the client is gone, its Conn says so and refuses pushes.
+	if conn.Peer().PID != int32(os.Getpid()) || conn.Context().Err() != nil {
+		t.Fatalf("live conn: peer %v, ctx %v", conn.Peer(), conn.Context().Err())
+	}
+	c.Close()
+	<-conn.Context().Done()
+	waitFor(t, func() bool { return conn.Push(context.Background(), map[string]int{"late": 1}) != nil })
+	if err := conn.Push(context.Background(), map[string]int{"late": 1}); !errors.Is(err, ErrConnClosed) {
+		t.Fatalf("push to a closed connection: %v", err)
 	}
 }
 
@@ -732,5 +770,33 @@ func TestBackpressure(t *testing.T) {
 	}
 	if err := <-sent; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A client killed with SIGKILL mid-request: the handler's context is
+// cancelled, the connection is released, and the server keeps serving.
+func TestClientKilled(t *testing.T) {
+	cancelled := make(chan struct{})
+	s, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/test/wait", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			<-ctx.Done()
+			close(cancelled)
+			return nil, ctx.Err()
+		}))
+	})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", childRoleEnv+"=hang", "JSONIPC_TEST_SOCKET="+path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return s.Stats().InFlight == 1 })
+	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+	<-cancelled
+	waitFor(t, func() bool { st := s.Stats(); return st.Connections == 0 && st.ClientClose == 1 && st.InFlight == 0 })
+	if got := dialRaw(t, path).roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
+		t.Fatalf("after the kill: %s", got)
 	}
 }

@@ -43,7 +43,7 @@ func TestClientExample(t *testing.T) {
 	}()
 
 	cmd := exec.Command(os.Args[0], "-socket", sock)
-	cmd.Env = append(os.Environ(), "RUN_EXAMPLE_MAIN=1")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "RUN_EXAMPLE_MAIN=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -55,7 +55,7 @@ func TestClientExample(t *testing.T) {
 
 	// Without a server it fails with a clear message and status 1.
 	cmd = exec.Command(os.Args[0], "-socket", sock+".none")
-	cmd.Env = append(os.Environ(), "RUN_EXAMPLE_MAIN=1")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "RUN_EXAMPLE_MAIN=1")
 	out, err = cmd.CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
 		t.Fatalf("no server: %v %s", err, out)

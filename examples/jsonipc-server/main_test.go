@@ -32,7 +32,7 @@ func TestServerExample(t *testing.T) {
 	sock := filepath.Join(dir, "api.sock")
 
 	cmd := exec.Command(os.Args[0], "-socket", sock)
-	cmd.Env = append(os.Environ(), "RUN_EXAMPLE_MAIN=1")
+	cmd.Env = append(os.Environ(), "GORACE=atexit_sleep_ms=0", "RUN_EXAMPLE_MAIN=1")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
