@@ -157,3 +157,20 @@ func TestServeRefusesLiveSocket(t *testing.T) {
 		t.Fatalf("first server stopped answering: %s", stderr)
 	}
 }
+
+func TestBenchAgainstRunningServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.sock")
+	startServe(t, "--socket", path)
+	code, stdout, stderr := runCLI("bench", "--socket", path, "--duration", "30ms", "--sizes", "100,1K", "--inflight", "2")
+	if code != 0 {
+		t.Fatalf("bench: exit %d, stderr %q", code, stderr)
+	}
+	for _, want := range []string{"round trip 100B", "round trip 1K", "pipelined echo 100B, 2 in flight"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("bench output lacks %q:\n%s", want, stdout)
+		}
+	}
+	if code, _, stderr := runCLI("bench", "--sizes", "huge"); code != 2 || !strings.Contains(stderr, `"huge"`) {
+		t.Errorf("bad --sizes: exit %d, stderr %q; want exit 2 naming the entry", code, stderr)
+	}
+}
