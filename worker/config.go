@@ -46,9 +46,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 
 	// ManualReady makes workers report readiness themselves by calling
-	// Worker.Ready. Without it a worker is ready as soon as its function is
-	// called, which suffices when it only serves the inherited listeners:
-	// they accept into the backlog even before the first Accept.
+	// Worker.Ready. Without it a worker is ready once its function has run
+	// for 200ms without returning, which suffices when it serves the
+	// inherited listeners: they queue connections in the backlog even
+	// before the first Accept. It is read in the worker processes.
 	ManualReady bool
 
 	// Backoff paces the restarts of workers that keep exiting.

@@ -37,6 +37,7 @@ const (
 	envUnix    = "WORKERTEST_UNIX"    // master: a Unix socket path to listen on
 	envStop    = "WORKERTEST_STOP"    // master: Config.StopTimeout
 	envBackoff = "WORKERTEST_BACKOFF" // master: Backoff.Min,Backoff.Max
+	envReady   = "WORKERTEST_READY"   // master: Config.ReadyTimeout
 )
 
 // quickRaceExit keeps the race detector from sleeping a second in every
@@ -71,6 +72,9 @@ func masterMain() int {
 	if d, err := time.ParseDuration(os.Getenv(envStop)); err == nil {
 		cfg.StopTimeout = d
 	}
+	if d, err := time.ParseDuration(os.Getenv(envReady)); err == nil {
+		cfg.ReadyTimeout = d
+	}
 	if lo, hi, ok := strings.Cut(os.Getenv(envBackoff), ","); ok {
 		cfg.Backoff.Min, _ = time.ParseDuration(lo)
 		cfg.Backoff.Max, _ = time.ParseDuration(hi)
@@ -83,20 +87,36 @@ func masterMain() int {
 }
 
 // workerMain is main in a worker: it records its start and how it ended,
-// and serves each listener by writing "pid index generation\n".
+// and serves each listener by writing "pid index generation\n". The mode
+// changes how it behaves:
+//
+//	serve       serve until told to stop (the default)
+//	crash       exit with an error at once
+//	stubborn    serve and ignore ctx
+//	lateready   ManualReady; record "ready", then call Ready after 100ms
+//	newcrash    generation 0 serves, later ones exit at once
+//	newnoready  ManualReady; generation 0 is ready, later ones never
 func workerMain() int {
-	err := worker.Run(context.Background(), nil, func(ctx context.Context, w *worker.Worker) error {
+	mode := os.Getenv(envMode)
+	cfg := &worker.Config{ManualReady: mode == "lateready" || mode == "newnoready"}
+	err := worker.Run(context.Background(), cfg, func(ctx context.Context, w *worker.Worker) error {
 		addrs := []string{}
 		for _, l := range w.Listeners() {
 			addrs = append(addrs, l.Addr().Network()+"="+l.Addr().String())
 		}
 		status("start %d %d %d %s %s", w.PID(), w.Index(), w.Generation(), w.GroupName(), strings.Join(addrs, " "))
-		switch os.Getenv(envMode) {
-		case "crash":
+		switch {
+		case mode == "crash", mode == "newcrash" && w.Generation() > 0:
 			return errors.New("crashing on purpose")
-		case "stubborn":
+		case mode == "stubborn":
 			go serve(context.Background(), w)
 			select {} // ignores ctx: the master must kill it
+		case mode == "lateready":
+			time.Sleep(100 * time.Millisecond)
+			status("ready %d %d %d", w.PID(), w.Index(), w.Generation())
+			w.Ready()
+		case mode == "newnoready" && w.Generation() == 0:
+			w.Ready()
 		}
 		serve(ctx, w)
 		status("stop %d %v", w.PID(), context.Cause(ctx))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -137,7 +138,7 @@ func runMaster(ctx context.Context, s *settings) (err error) {
 // to workers. The Unix listeners remove their socket files when closed.
 func (m *master) listen() error {
 	for i, spec := range m.cfg.Listeners {
-		l, err := net.Listen(spec.Network, spec.Address)
+		l, err := m.listenOne(spec)
 		if err != nil {
 			return fmt.Errorf("worker: Listeners[%d]: %w", i, err)
 		}
@@ -156,6 +157,32 @@ func (m *master) listen() error {
 		m.log.Info("worker: listening", "network", spec.Network, "address", l.Addr().String())
 	}
 	return nil
+}
+
+// listenOne opens one listener. A Unix socket file left by a master that
+// was killed is removed, but only once connecting to it is refused: a
+// socket someone still serves is never taken over.
+func (m *master) listenOne(spec ListenSpec) (net.Listener, error) {
+	l, err := net.Listen(spec.Network, spec.Address)
+	if err == nil || spec.Network != "unix" || !errors.Is(err, syscall.EADDRINUSE) {
+		return l, err
+	}
+	if fi, serr := os.Lstat(spec.Address); serr != nil || fi.Mode().Type() != fs.ModeSocket {
+		return nil, err
+	}
+	c, derr := net.DialTimeout("unix", spec.Address, time.Second)
+	if derr == nil {
+		c.Close()
+		return nil, err
+	}
+	if !errors.Is(derr, syscall.ECONNREFUSED) {
+		return nil, err
+	}
+	m.log.Warn("worker: removing stale unix socket", "path", spec.Address)
+	if rerr := os.Remove(spec.Address); rerr != nil {
+		return nil, fmt.Errorf("%w (removing the stale socket file: %v)", err, rerr)
+	}
+	return net.Listen(spec.Network, spec.Address)
 }
 
 func (m *master) closeListeners() {
@@ -196,6 +223,9 @@ func (m *master) start(i int) (*proc, error) {
 		Stdout:     m.cfg.Stdout,
 		Stderr:     m.cfg.Stderr,
 		ExtraFiles: append([]*os.File{child}, m.files...), // fd 3, then 4...
+		// A grandchild holding the output pipes must not keep Wait from
+		// reporting the worker's exit.
+		WaitDelay: time.Second,
 		SysProcAttr: &syscall.SysProcAttr{
 			Pdeathsig: syscall.SIGTERM,
 			Setpgid:   true,

@@ -20,6 +20,10 @@ const (
 	firstListenerFD = 4
 )
 
+// autoReadyAfter is how long fn must have run for a worker without
+// Config.ManualReady to report ready.
+const autoReadyAfter = 200 * time.Millisecond
+
 // Run runs the master or, in a process the master started, the worker.
 //
 // In the master, Run starts cfg.Workers copies of the program and
@@ -129,7 +133,11 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 	})
 
 	if !s.ManualReady {
-		w.Ready()
+		// A worker that fails at start-up usually does so at once; not
+		// claiming readiness at once keeps a broken new version from
+		// replacing every working old worker during a reload.
+		t := time.AfterFunc(autoReadyAfter, w.Ready)
+		defer t.Stop()
 	}
 	return fn(ctx, w)
 }

@@ -75,7 +75,7 @@ func (w *Worker) Listeners() []net.Listener {
 // nothing.
 func (w *Worker) Ready() {
 	w.readyOnce.Do(func() {
-		if _, err := w.ctl.Write([]byte{readyByte}); err != nil {
+		if _, err := w.ctl.Write([]byte{readyByte}); err != nil && !errors.Is(err, net.ErrClosed) {
 			w.log.Warn("worker: cannot report readiness to the master", "err", err)
 		}
 	})

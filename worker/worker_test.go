@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -373,4 +374,107 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestReloadWaitsForReady checks, with Config.ManualReady, that an old
+// worker is told to stop only after its successor called Ready.
+func TestReloadWaitsForReady(t *testing.T) {
+	c := startCluster(t, envWorkers+"=2", envMode+"=lateready")
+	old := c.waitStarts("2 workers", func(ss []started) bool { return len(ss) == 2 })
+	c.signal(syscall.SIGHUP)
+	waitGone(t, pids(old)...)
+	cur := current(c.starts())
+	b, _ := os.ReadFile(c.status)
+	lines := strings.Split(string(b), "\n")
+	for _, o := range old {
+		n := cur[o.index]
+		ready := slices.Index(lines, fmt.Sprintf("ready %d %d 1", n.pid, n.index))
+		stop := slices.IndexFunc(lines, func(l string) bool { return strings.HasPrefix(l, fmt.Sprintf("stop %d ", o.pid)) })
+		if ready < 0 || stop < 0 || stop < ready {
+			t.Errorf("slot %d: old worker stopped at line %d, new one ready at line %d; want ready first:\n%s", o.index, stop, ready, b)
+		}
+	}
+	c.signal(syscall.SIGTERM)
+	c.wait()
+	waitGone(t, pids(c.starts())...)
+}
+
+// TestReloadAbandoned checks that a new generation that crashes, or never
+// becomes ready, leaves the old workers serving.
+func TestReloadAbandoned(t *testing.T) {
+	for _, tc := range []struct{ mode, log string }{
+		{"newcrash", "new worker exited before it was ready"},
+		{"newnoready", "new worker not ready in time"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			c := startCluster(t, envWorkers+"=2", envMode+"="+tc.mode, envReady+"=500ms", envStop+"=5s")
+			old := c.waitStarts("2 workers", func(ss []started) bool { return len(ss) == 2 })
+			c.signal(syscall.SIGHUP)
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				log, _ := os.ReadFile(c.stderr)
+				if bytes.Contains(log, []byte(tc.log)) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("master never logged %q", tc.log)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			ss := c.starts()
+			if len(ss) != 3 {
+				t.Errorf("%d workers started, want the 2 old ones and 1 new one: %+v", len(ss), ss)
+			}
+			waitGone(t, ss[2].pid)
+			for _, o := range old {
+				if !alive(o.pid) {
+					t.Errorf("old worker %d was stopped", o.pid)
+				}
+			}
+			for range 20 {
+				pid, err := ask("tcp", old[0].addrs["tcp"])
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Contains(pids(old), pid) {
+					t.Errorf("answered by %d, not an old worker", pid)
+				}
+			}
+			c.signal(syscall.SIGTERM)
+			c.wait()
+			waitGone(t, pids(c.starts())...)
+		})
+	}
+}
+
+// TestStaleUnixSocket checks that a socket file left by a killed master
+// does not keep the next master from starting, and that a socket still
+// in use is never taken over.
+func TestStaleUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "w.sock")
+	c := startCluster(t, envWorkers+"=1", envUnix+"="+sock)
+	ss := c.waitStarts("1 worker", func(ss []started) bool { return len(ss) == 1 })
+
+	busy := &worker.Config{Workers: 1, Logger: testLogger(t), Listeners: []worker.ListenSpec{{Network: "unix", Address: sock}}}
+	if err := worker.Run(context.Background(), busy, nil); err == nil || !strings.Contains(err.Error(), "address already in use") {
+		t.Errorf("second master on a served socket: %v, want address already in use", err)
+	}
+
+	c.signal(syscall.SIGKILL)
+	c.wait()
+	waitGone(t, pids(ss)...)
+	if _, err := os.Stat(sock); err != nil {
+		t.Fatalf("a killed master should leave its socket file: %v", err)
+	}
+	c2 := startCluster(t, envWorkers+"=1", envUnix+"="+sock)
+	ss = c2.waitStarts("1 worker", func(ss []started) bool { return len(ss) == 1 })
+	if _, err := ask("unix", sock); err != nil {
+		t.Fatal(err)
+	}
+	if log, _ := os.ReadFile(c2.stderr); !bytes.Contains(log, []byte("removing stale unix socket")) {
+		t.Errorf("the second master did not log removing the stale socket:\n%s", log)
+	}
+	c2.signal(syscall.SIGTERM)
+	c2.wait()
+	waitGone(t, pids(ss)...)
 }
