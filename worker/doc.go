@@ -62,7 +62,8 @@
 // # Workers
 //
 // A worker's context is cancelled when it gets SIGTERM or SIGINT (cause
-// [ErrShutdown]) or when its master dies (cause [ErrMasterGone]). Master
+// [ErrShutdown]) or when its master dies (cause [ErrMasterGone], or
+// ErrShutdown if the kernel's SIGTERM is seen first). Master
 // death is noticed twice over: the kernel sends SIGTERM to the worker
 // (PR_SET_PDEATHSIG, with the forking thread pinned for the life of the
 // master) and a control socket shared only with the master reads end of

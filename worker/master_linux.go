@@ -107,9 +107,10 @@ func runMaster(ctx context.Context, s *settings) (err error) {
 	}
 
 	// PR_SET_PDEATHSIG fires when the thread that forked a worker exits,
-	// not the process. Go may end an idle thread that a goroutine was
-	// locked to, so pin this goroutine, which does every fork, to its
-	// thread until all workers are gone.
+	// not the process, and Go ends a thread whenever a goroutine locked to
+	// it returns without unlocking. Pinning this goroutine, which does
+	// every fork, keeps any other goroutine from locking the forking
+	// thread, so it lives until all workers are gone.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 
@@ -341,6 +342,9 @@ func (m *master) handleDeadlines(now time.Time) {
 			"worker", p.slot, "pid", p.pid, "timeout", m.cfg.ReadyTimeout)
 		m.pending = nil
 		m.retire(p)
+		if m.slots[p.slot].cur == nil { // the old worker died meanwhile
+			m.scheduleRestart(p.slot, 0)
+		}
 	}
 	for i := range m.slots {
 		sl := &m.slots[i]

@@ -104,7 +104,14 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 		for {
 			select {
 			case sig := <-sigc:
-				cancel(fmt.Errorf("%w: %v", ErrShutdown, sig))
+				if os.Getppid() != id.Master {
+					// PR_SET_PDEATHSIG after the whole master is gone.
+					// (While another master thread lives, we are
+					// reparented to it and cannot tell yet.)
+					cancel(ErrMasterGone)
+				} else {
+					cancel(fmt.Errorf("%w: %v", ErrShutdown, sig))
+				}
 			case <-done:
 				return
 			}
@@ -112,8 +119,9 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 	})
 
 	// The master never writes after start, so any return from Read means
-	// its end is closed: it died. (PR_SET_PDEATHSIG sends SIGTERM too, but
-	// the socket also covers a master that was itself re-executed.)
+	// its end is closed: it died. PR_SET_PDEATHSIG sends SIGTERM too, but
+	// that hangs on the kernel's rule about the forking thread; the socket
+	// does not, and it arms the exit deadline below.
 	wg.Go(func() {
 		_, err := w.ctl.Read(make([]byte, 1))
 		if errors.Is(err, net.ErrClosed) {

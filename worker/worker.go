@@ -12,8 +12,10 @@ import (
 var (
 	// ErrMasterGone is the context cause in a worker whose master died.
 	ErrMasterGone = errors.New("worker: master process is gone")
-	// ErrShutdown is the context cause in a worker told to stop by a
-	// signal (SIGTERM from the master, or SIGINT).
+	// ErrShutdown, wrapped with the signal's name, is the context cause in
+	// a worker told to stop by SIGTERM or SIGINT. The SIGTERM the kernel
+	// sends a worker when its master dies may give this cause too, if it
+	// comes before the master is seen to be gone.
 	ErrShutdown = errors.New("worker: shut down by signal")
 )
 

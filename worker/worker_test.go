@@ -168,6 +168,13 @@ func TestMasterKilled(t *testing.T) {
 	if got := len(c.lines("stop ")); got != 3 {
 		t.Errorf("%d of 3 workers stopped cleanly: %q", got, c.lines("stop "))
 	}
+	for _, l := range c.lines("stop ") {
+		// Either notice may come first: the control socket's end of file or
+		// the kernel's SIGTERM (PR_SET_PDEATHSIG).
+		if !strings.HasSuffix(l, worker.ErrMasterGone.Error()) && !strings.HasSuffix(l, "shut down by signal: terminated") {
+			t.Errorf("stop cause %q, want ErrMasterGone or ErrShutdown", l)
+		}
+	}
 }
 
 // TestMasterKilledStubborn: workers that ignore their context still exit
