@@ -87,10 +87,11 @@ type ListenSpec struct {
 	Mode fs.FileMode
 }
 
-// Backoff paces the restarts of a worker slot: the first restart after a
-// worker ran at least Reset is immediate; each further restart of a worker
-// that ran less than Reset waits twice as long as the last, from Min up to
-// Max.
+// Backoff paces the restarts of a worker slot. The first restart is
+// immediate; while the workers of the slot keep exiting before they have
+// run for Reset, each further restart waits twice as long as the last,
+// from Min up to Max. A worker that ran at least Reset starts the count
+// again.
 type Backoff struct {
 	Min   time.Duration // 0 means DefaultBackoffMin
 	Max   time.Duration // 0 means DefaultBackoffMax

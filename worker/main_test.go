@@ -91,6 +91,7 @@ func masterMain() int {
 // changes how it behaves:
 //
 //	serve       serve until told to stop (the default)
+//	fast        serve without pausing after each connection
 //	crash       exit with an error at once
 //	stubborn    serve and ignore ctx
 //	lateready   ManualReady; record "ready", then call Ready after 100ms
@@ -140,9 +141,11 @@ func serve(ctx context.Context, w *worker.Worker) {
 				}
 				fmt.Fprintf(c, "%d %d %d\n", w.PID(), w.Index(), w.Generation())
 				c.Close()
-				// Let the other workers take a turn, so that every one of
-				// them is seen accepting.
-				time.Sleep(2 * time.Millisecond)
+				if os.Getenv(envMode) != "fast" {
+					// Let the other workers take a turn, so that every one
+					// of them is seen accepting.
+					time.Sleep(2 * time.Millisecond)
+				}
 			}
 		})
 	}
@@ -171,14 +174,14 @@ type started struct {
 
 // cluster is a master process started by a test.
 type cluster struct {
-	t       *testing.T
+	t       testing.TB
 	cmd     *exec.Cmd
 	status  string
 	stderr  string
 	waitErr chan error
 }
 
-func startCluster(t *testing.T, env ...string) *cluster {
+func startCluster(t testing.TB, env ...string) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{t: t, status: filepath.Join(dir, "status"), stderr: filepath.Join(dir, "master.log"), waitErr: make(chan error, 1)}
@@ -308,7 +311,7 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
-func waitGone(t *testing.T, pids ...int) {
+func waitGone(t testing.TB, pids ...int) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for _, pid := range pids {

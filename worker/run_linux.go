@@ -26,7 +26,7 @@ const autoReadyAfter = 200 * time.Millisecond
 
 // Run runs the master or, in a process the master started, the worker.
 //
-// In the master, Run starts cfg.Workers copies of the program and
+// In the master, where fn is not called, Run starts cfg.Workers copies of the program and
 // supervises them (see the package documentation) until ctx ends or the
 // master gets SIGTERM or SIGINT. It then stops every worker, waits for
 // them all to be reaped and returns nil; it returns an error if the
@@ -41,6 +41,9 @@ func Run(ctx context.Context, cfg *Config, fn Func) error {
 		return err
 	}
 	if IsWorker() {
+		if fn == nil {
+			return errors.New("worker: Run in a worker process needs a non-nil fn")
+		}
 		return runWorker(ctx, s, fn)
 	}
 	return runMaster(ctx, s)
