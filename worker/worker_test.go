@@ -84,7 +84,7 @@ func TestRestartKilled(t *testing.T) {
 	c := startCluster(t, envWorkers+"=2", envBackoff+"=10ms,50ms")
 	ss := c.waitStarts("2 workers", func(ss []started) bool { return len(ss) == 2 })
 	addr := ss[0].addrs["tcp"]
-	kills := 5
+	kills := 20
 	for k := range kills {
 		victim := current(c.starts())[k%2]
 		if err := syscall.Kill(victim.pid, syscall.SIGKILL); err != nil {
@@ -484,4 +484,32 @@ func TestStaleUnixSocket(t *testing.T) {
 	c2.signal(syscall.SIGTERM)
 	c2.wait()
 	waitGone(t, pids(ss)...)
+}
+
+// TestSecondSignalKills checks that a second stop signal does not wait for
+// StopTimeout (one minute here) to kill workers that ignore the first.
+func TestSecondSignalKills(t *testing.T) {
+	c := startCluster(t, envWorkers+"=2", envMode+"=stubborn", envStop+"=1m")
+	ss := c.waitStarts("2 workers", func(ss []started) bool { return len(ss) == 2 })
+	c.signal(syscall.SIGINT)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		log, _ := os.ReadFile(c.stderr)
+		if bytes.Contains(log, []byte("stopping workers")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("master did not begin to stop on SIGINT")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.signal(syscall.SIGTERM)
+	if err := c.wait(); err != nil { // fails the test after 30s, well before 1m
+		t.Errorf("master: %v", err)
+	}
+	for _, pid := range pids(ss) {
+		if alive(pid) {
+			t.Errorf("worker %d outlived its master", pid)
+		}
+	}
 }
