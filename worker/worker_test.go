@@ -290,6 +290,17 @@ func TestInProcessMaster(t *testing.T) {
 	if _, err := ask("tcp", ss[0].addrs["tcp"]); err != nil {
 		t.Fatal(err)
 	}
+	// A restart and a reload, so that their fds are accounted for too.
+	syscall.Kill(ss[0].pid, syscall.SIGKILL)
+	c.waitStarts("a restart", func(ss []started) bool { return len(ss) == 3 })
+	syscall.Kill(os.Getpid(), syscall.SIGHUP) // Run has it caught
+	ss = c.waitStarts("a reload", func(ss []started) bool {
+		cur := current(ss)
+		return cur[0].gen == 1 && cur[1].gen == 1
+	})
+	if _, err := ask("tcp", ss[0].addrs["tcp"]); err != nil {
+		t.Fatal(err)
+	}
 	cancel()
 	select {
 	case err := <-done:
