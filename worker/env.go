@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,9 @@ const (
 	envListeners   = "PROCWIRE_WORKER_LISTENERS"
 	envStopTimeout = "PROCWIRE_WORKER_STOP_TIMEOUT"
 )
+
+// envNames lists every variable of the worker environment.
+var envNames = [...]string{envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout}
 
 // maxListeners bounds the listener count a worker accepts from its
 // environment, so that a corrupt value cannot make it walk the fd table.
@@ -37,9 +41,7 @@ type identity struct {
 func (id identity) environ(base []string) []string {
 	env := make([]string, 0, len(base)+6)
 	for _, kv := range base {
-		switch name, _, _ := strings.Cut(kv, "="); name {
-		case envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout:
-		default:
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(envNames[:], name) {
 			env = append(env, kv)
 		}
 	}

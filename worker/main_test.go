@@ -105,6 +105,7 @@ func workerMain() int {
 		for _, l := range w.Listeners() {
 			addrs = append(addrs, l.Addr().Network()+"="+l.Addr().String())
 		}
+		status("env %d %q", w.PID(), os.Getenv("PROCWIRE_WORKER"))
 		status("start %d %d %d %s %s", w.PID(), w.Index(), w.Generation(), w.GroupName(), strings.Join(addrs, " "))
 		switch {
 		case mode == "crash", mode == "newcrash" && w.Generation() > 0:

@@ -24,7 +24,9 @@ var (
 type Func func(ctx context.Context, w *Worker) error
 
 // IsWorker reports whether this process was started as a worker by a
-// master's Run.
+// master's Run. It is meant for main, before Run: Run in a worker removes
+// the variables that mark it, so that programs the worker starts do not
+// take themselves for workers.
 func IsWorker() bool {
 	_, ok := os.LookupEnv(envIndex)
 	return ok

@@ -40,6 +40,11 @@ func TestSharedListeners(t *testing.T) {
 			t.Errorf("worker %d listens on %v, want the same TCP port as worker 0 (%v) and %s", s.index, s.addrs, ss[0].addrs, sock)
 		}
 	}
+	for _, l := range c.lines("env ") {
+		if !strings.HasSuffix(l, ` ""`) {
+			t.Errorf("a worker's environment still marks it as a worker: %s", l)
+		}
+	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket file: %v, mode %v; want mode 0600", err, fi.Mode())
 	}
