@@ -19,8 +19,10 @@ const (
 	envStopTimeout = "PROCWIRE_WORKER_STOP_TIMEOUT"
 )
 
-// envNames lists every variable of the worker environment.
-var envNames = [...]string{envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout}
+// envNames returns every variable of the worker environment.
+func envNames() []string {
+	return []string{envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout}
+}
 
 // maxListeners bounds the listener count a worker accepts from its
 // environment, so that a corrupt value cannot make it walk the fd table.
@@ -40,8 +42,9 @@ type identity struct {
 // the same names in base (a worker's own workers must not inherit them).
 func (id identity) environ(base []string) []string {
 	env := make([]string, 0, len(base)+6)
+	names := envNames()
 	for _, kv := range base {
-		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(envNames[:], name) {
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(names, name) {
 			env = append(env, kv)
 		}
 	}

@@ -62,7 +62,7 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 	}
 	// Like sd_listen_fds, take the variables out of the environment: a
 	// program this worker runs must not believe it is a worker too.
-	for _, name := range envNames {
+	for _, name := range envNames() {
 		os.Unsetenv(name)
 	}
 	w := &Worker{id: id, log: s.Logger.With("worker", id.Index, "pid", os.Getpid())}
