@@ -49,11 +49,11 @@ type Queue struct {
 	name     string
 	consumer bool
 	maxMsg   int
-	release  func() error // unmaps the segment
 
-	// calls counts calls in progress (<<1) and holds the closed bit (1),
-	// so that Close unmaps only when no call can still touch the memory.
-	calls atomic.Int64
+	closed atomic.Bool
+	// blocked counts calls sleeping in the slow path, which Close wakes
+	// and waits for.
+	blocked atomic.Int32
 
 	mu sync.Mutex // serialises the consumer side
 
@@ -61,10 +61,16 @@ type Queue struct {
 }
 
 // newQueue wraps a ring. maxMsg is the caller's limit, already checked.
+// release, if not nil, unmaps the ring's memory; it runs once the Queue is
+// unreachable, not at Close, so that no call racing with Close can touch
+// unmapped memory without every call paying for a reference count.
 func newQueue(r *ring, name string, consumer bool, maxMsg int, release func() error) *Queue {
-	q := &Queue{r: r, name: name, consumer: consumer, maxMsg: maxMsg, release: release}
+	q := &Queue{r: r, name: name, consumer: consumer, maxMsg: maxMsg}
 	if consumer {
 		r.attach()
+	}
+	if release != nil {
+		runtime.AddCleanup(q, func(release func() error) { _ = release() }, release)
 	}
 	return q
 }
@@ -74,18 +80,6 @@ func (q *Queue) Name() string { return q.name }
 
 // MaxMessage returns the largest message this Queue sends.
 func (q *Queue) MaxMessage() int { return q.maxMsg }
-
-func (q *Queue) enter() error {
-	if q.calls.Add(2)&1 != 0 {
-		q.calls.Add(-2)
-		return ErrClosed
-	}
-	return nil
-}
-
-func (q *Queue) exit() { q.calls.Add(-2) }
-
-func (q *Queue) closed() bool { return q.calls.Load()&1 != 0 }
 
 func (q *Queue) tooLarge(n int) error {
 	return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, n, q.maxMsg)
@@ -99,10 +93,9 @@ func (q *Queue) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
 	}
-	if err := q.enter(); err != nil {
-		return err
+	if q.closed.Load() {
+		return ErrClosed
 	}
-	defer q.exit()
 	if q.r.put(msg) {
 		q.sent.Add(1)
 		return nil
@@ -120,10 +113,9 @@ func (q *Queue) TrySend(msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
 	}
-	if err := q.enter(); err != nil {
-		return err
+	if q.closed.Load() {
+		return ErrClosed
 	}
-	defer q.exit()
 	if !q.r.put(msg) {
 		return ErrFull
 	}
@@ -143,10 +135,9 @@ func (q *Queue) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 			return 0, q.tooLarge(len(m))
 		}
 	}
-	if err := q.enter(); err != nil {
-		return 0, err
+	if q.closed.Load() {
+		return 0, ErrClosed
 	}
-	defer q.exit()
 	sent := 0
 	for sent < len(msgs) {
 		k := q.r.putBatch(msgs[sent:])
@@ -170,6 +161,8 @@ func (q *Queue) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 // between attempts.
 func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
 	q.fullWaits.Add(1)
+	q.blocked.Add(1)
+	defer q.blocked.Add(-1)
 	r := q.r
 	atomic.AddUint32(r.waiters, 1)
 	defer atomic.AddUint32(r.waiters, ^uint32(0))
@@ -186,7 +179,7 @@ func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
 		if try() {
 			return nil
 		}
-		if q.closed() {
+		if q.closed.Load() {
 			return ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
@@ -242,12 +235,11 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 	if !q.consumer {
 		return 0, ErrNotConsumer
 	}
-	if err := q.enter(); err != nil {
-		return 0, err
-	}
-	defer q.exit()
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
 	r := q.r
 	var stop func() bool
 	defer func() {
@@ -265,7 +257,7 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if r.spin() {
 			continue
 		}
-		if q.closed() {
+		if q.closed.Load() {
 			return 0, ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
@@ -281,7 +273,11 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, r.interrupt)
 		}
-		r.sleep(d)
+		q.blocked.Add(1)
+		if !q.closed.Load() {
+			r.sleep(d)
+		}
+		q.blocked.Add(-1)
 	}
 }
 
@@ -294,23 +290,22 @@ func (q *Queue) Stats() Stats {
 		FullWaits: q.fullWaits.Load(),
 		Capacity:  int(r.size),
 	}
-	if q.enter() == nil {
-		s.Torn = atomic.LoadUint64(r.torn)
-		s.Used = int(atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head))
-		q.exit()
-	}
+	s.Torn = atomic.LoadUint64(r.torn)
+	s.Used = int(atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head))
 	return s
 }
 
-// Close releases the Queue. Calls blocked in it return ErrClosed. A
+// Close ends the use of the Queue: later calls and calls blocked in it
+// return ErrClosed, and Close returns once the blocked ones have. A
 // consumer's Close releases the space of the messages it received and
 // gives up the consumer role, so that the next Create takes over the
-// unread messages. Close does not remove the queue (see Remove).
+// unread messages. The shared memory stays mapped until the Queue is
+// garbage collected. Close does not remove the queue (see Remove).
 func (q *Queue) Close() error {
-	if q.calls.Or(1)&1 != 0 {
+	if q.closed.Swap(true) {
 		return nil
 	}
-	for q.calls.Load()>>1 != 0 {
+	for q.blocked.Load() != 0 {
 		// Repeat the wake-ups: a call may go to sleep just after one.
 		if q.consumer {
 			q.r.interrupt()
@@ -323,9 +318,6 @@ func (q *Queue) Close() error {
 		q.r.publish()
 		q.r.releaseOwner()
 		q.mu.Unlock()
-	}
-	if q.release != nil {
-		return q.release()
 	}
 	return nil
 }
