@@ -12,16 +12,23 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// self is computed once: a process's ID never changes.
+// self is computed once: a process's ID never changes. It is read through
+// /proc/self, and its Start is left 0 when that /proc does not belong to
+// this process's pid namespace (its pid differs from getpid), because then
+// no pid found in /proc can be trusted either.
 var self = sync.OnceValue(func() ID {
 	pid := int32(os.Getpid())
-	id, err := Lookup(pid)
+	var buf [1024]byte
+	n, err := readFile("/proc/self/stat", buf[:])
 	if err != nil {
-		// Without /proc the start time is unknown; Alive then falls back
-		// to the pid alone.
 		return ID{PID: pid}
 	}
-	return id
+	statPID, _ := parseStatPID(buf[:n])
+	_, start, err := parseStat(buf[:n])
+	if err != nil || statPID != pid {
+		return ID{PID: pid}
+	}
+	return ID{PID: pid, Start: start}
 })
 
 // Self returns the calling process's ID. It is computed once and cached.
@@ -58,11 +65,20 @@ func Lookup(pid int32) (ID, error) {
 
 // Alive reports whether the process named by id still runs: a process with
 // that pid exists, is not a zombie, and started at id.Start. An ID with
-// Start == 0 (start time unknown) is checked by pid alone. If /proc cannot
-// be read for another reason, Alive falls back to kill(pid, 0) and, when in
-// doubt, answers true: wrongly calling a live process dead would break the
-// locks that rely on it, while the opposite only delays a recovery.
+// Start == 0 (start time unknown) is checked by pid alone.
+//
+// When /proc is not usable (not mounted, or from another pid namespace:
+// Self().Start == 0), Alive falls back to kill(pid, 0), which cannot see pid
+// reuse or zombies. When /proc cannot be read for another reason it answers
+// true: wrongly calling a live process dead would break the locks that rely
+// on it, while the opposite only delays a recovery.
 func Alive(id ID) bool {
+	if id.PID <= 0 {
+		return false
+	}
+	if Self().Start == 0 {
+		return unix.Kill(int(id.PID), 0) != unix.ESRCH
+	}
 	cur, err := Lookup(id.PID)
 	switch {
 	case err == nil:
@@ -70,10 +86,7 @@ func Alive(id ID) bool {
 	case errors.Is(err, ErrNotFound):
 		return false
 	default:
-		if id.PID <= 0 {
-			return false
-		}
-		return unix.Kill(int(id.PID), 0) != unix.ESRCH
+		return true
 	}
 }
 

@@ -115,11 +115,31 @@ func TestParseStat(t *testing.T) {
 	}
 }
 
+func TestParseStatPID(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		pid  int32
+		ok   bool
+	}{
+		{"42 (sh) S", 42, true},
+		{"1 (init) S", 1, true},
+		{"(sh) S", 0, false},
+		{"42", 0, false},
+		{"99999999999 (x) S", 0, false},
+	} {
+		pid, err := parseStatPID([]byte(tc.line))
+		if (err == nil) != tc.ok || pid != tc.pid {
+			t.Errorf("parseStatPID(%q) = %d, %v; want %d, ok=%v", tc.line, pid, err, tc.pid, tc.ok)
+		}
+	}
+}
+
 func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 11 1 2\n"))
 	f.Add([]byte("42 (a) (b) R 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 99 20"))
 	f.Add([]byte(")"))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		parseStatPID(b)
 		state, start, err := parseStat(b)
 		if err != nil && (state != 0 || start != 0) {
 			t.Fatalf("error with values: %q %d %v", state, start, err)

@@ -52,3 +52,19 @@ func parseStat(b []byte) (state byte, start uint64, err error) {
 	}
 	return 0, 0, errBadStat
 }
+
+// parseStatPID returns field 1 of a /proc/PID/stat line, the pid.
+func parseStatPID(b []byte) (int32, error) {
+	var v int32
+	i := 0
+	for ; i < len(b) && b[i] >= '0' && b[i] <= '9'; i++ {
+		if v > (1<<31-1)/10-1 {
+			return 0, errBadStat
+		}
+		v = v*10 + int32(b[i]-'0')
+	}
+	if i == 0 || i >= len(b) || b[i] != ' ' {
+		return 0, errBadStat
+	}
+	return v, nil
+}
