@@ -292,6 +292,7 @@ func (q *Queue) Stats() Stats {
 	}
 	s.Torn = atomic.LoadUint64(r.torn)
 	s.Used = int(atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head))
+	runtime.KeepAlive(q) // the mapping lives as long as q
 	return s
 }
 
