@@ -32,7 +32,6 @@ type proc struct {
 	ctl     net.Conn      // master's end of the control socket
 	exited  chan struct{} // closed once the exit has been handled
 
-	ready    bool
 	retiring bool      // we sent SIGTERM; its exit is expected
 	killAt   time.Time // when a retiring proc gets SIGKILL
 	killed   bool
@@ -288,6 +287,7 @@ func (m *master) loop(ctx context.Context, sigc <-chan os.Signal) {
 					m.continueReload()
 				} // else the running reload also covers the new generation
 			case sig == syscall.SIGHUP:
+				// Stopping: nothing to reload.
 			case m.stopping:
 				m.log.Warn("worker: second stop signal; killing workers", "signal", sig.String())
 				for p := range m.live {
@@ -408,7 +408,6 @@ func (m *master) scheduleRestart(i int, lived time.Duration) {
 
 // handleReady promotes a reload's new worker once it is ready.
 func (m *master) handleReady(p *proc) {
-	p.ready = true
 	if p != m.pending || m.stopping {
 		return
 	}
