@@ -106,6 +106,7 @@ func workerMain() int {
 			addrs = append(addrs, l.Addr().Network()+"="+l.Addr().String())
 		}
 		status("env %d %q", w.PID(), os.Getenv("PROCWIRE_WORKER"))
+		status("inheritable %d%s", w.PID(), inheritableFDs())
 		status("start %d %d %d %s %s", w.PID(), w.Index(), w.Generation(), w.GroupName(), strings.Join(addrs, " "))
 		switch {
 		case mode == "crash", mode == "newcrash" && w.Generation() > 0:
@@ -369,4 +370,22 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// inheritableFDs lists, each after a space, the fds above stderr that a
+// child of this process would inherit (those without close-on-exec).
+func inheritableFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out string
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil && flags&unix.FD_CLOEXEC == 0 {
+			out += " " + e.Name()
+		}
+	}
+	return out
 }

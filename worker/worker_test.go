@@ -40,6 +40,14 @@ func TestSharedListeners(t *testing.T) {
 			t.Errorf("worker %d listens on %v, want the same TCP port as worker 0 (%v) and %s", s.index, s.addrs, ss[0].addrs, sock)
 		}
 	}
+	// Fds this test process inherited without close-on-exec pass through
+	// to every descendant; a worker must add none.
+	ours := strings.Fields(inheritableFDs())
+	for _, l := range c.lines("inheritable ") {
+		if theirs := strings.Fields(l)[2:]; !slices.Equal(theirs, ours) {
+			t.Errorf("a worker's children would inherit fds %v; the test's inherit only %v", theirs, ours)
+		}
+	}
 	for _, l := range c.lines("env ") {
 		if !strings.HasSuffix(l, ` ""`) {
 			t.Errorf("a worker's environment still marks it as a worker: %s", l)
