@@ -324,8 +324,9 @@ func TestInProcessMaster(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	for _, pid := range pids(ss) {
-		if alive(pid) {
-			t.Errorf("worker %d still running after Run returned", pid)
+		// Not even a zombie: Run must have reaped its children.
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("worker %d still exists (running or unreaped) after Run returned", pid)
 		}
 	}
 	for i := 0; ; i++ {
