@@ -55,11 +55,10 @@ func TestCluster(t *testing.T) {
 	go func() { exited <- cmd.Wait() }()
 	seen := map[int]bool{}
 	defer func() {
+		// If the test failed midway: the workers follow their master
+		// (worker.Run gives them PR_SET_PDEATHSIG).
 		cmd.Process.Kill()
 		<-exited
-		for pid := range seen {
-			syscall.Kill(pid, syscall.SIGKILL)
-		}
 	}()
 
 	msgs := make(chan int)
