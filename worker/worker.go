@@ -65,6 +65,10 @@ func (w *Worker) MasterPID() int { return w.id.Master }
 // Listener returns the i-th listener of Config.Listeners, shared with the
 // other workers. It panics if i is out of range, like a slice index. Run
 // closes the listeners when the worker function returns.
+//
+// Do not call Fd on the File of a listener: it would switch the socket,
+// which all workers share, to blocking mode, and a worker blocked in
+// accept could then no longer be stopped by closing its listener.
 func (w *Worker) Listener(i int) net.Listener { return w.listeners[i] }
 
 // Listeners returns all inherited listeners in the order of
