@@ -25,7 +25,7 @@ const (
 	offTail    = 64  // uint64 reservation cursor (producers), own cache line
 	offHead    = 128 // uint64 release cursor (consumer)
 	offHeadSeq = 136 // uint32 futex word: bumped when head moves and someone waits
-	offWaiters = 140 // uint32 number of producers waiting for room
+	offWaiters = 140 // uint32 1 while some producer waits (or is about to) for room
 	offWake    = 192 // uint32 futex word: 1 while the consumer sleeps or is about to
 	offOwner   = 200 // uint64 consumer identity: pid<<42 | start time
 	offTorn    = 256 // uint64 torn reservations skipped, over the queue's life
@@ -446,9 +446,12 @@ func (r *ring) publish() {
 	}
 	atomic.StoreUint64(r.head, r.rpos)
 	r.pub = r.rpos
+	// A flag rather than a count of waiters, so that a producer killed
+	// while waiting costs one spurious wake-up, not one per release
+	// forever. Woken producers that still lack room set it again.
 	if atomic.LoadUint32(r.waiters) != 0 {
-		atomic.AddUint32(r.headSeq, 1)
-		r.plat.wake(r.headSeq, 1<<31-1)
+		atomic.StoreUint32(r.waiters, 0)
+		r.interruptProducers()
 	}
 }
 
@@ -596,6 +599,7 @@ func (r *ring) interruptProducers() {
 
 // attach makes the ring's consumer state continue from the published head.
 func (r *ring) attach() {
+	atomic.StoreUint32(r.wake, 0) // in case the last consumer died asleep
 	r.rpos = atomic.LoadUint64(r.head)
 	r.pub = r.rpos
 	r.stuck = false
