@@ -32,19 +32,21 @@ const (
 	headerSize = 512 // the ring starts here
 
 	recHeader = 16 // record header: word0 (state), word1 (producer start time)
-	recAlign  = 8
+	recAlign  = 8  // records inside a batch
+	slotSize  = 64 // records claimed on their own start at a slot boundary
 
-	// word0 of a record: pid<<32 | state<<30 | length.
+	// word0 of a record: pid<<32 | state<<30 | packed<<29 | length.
 	stateShift  = 30
 	stateMask   = 3 << stateShift
-	lenMask     = 1<<stateShift - 1
+	flagPacked  = 1 << 29 // another record of the same batch follows at once
+	lenMask     = flagPacked - 1
 	stWriting   = 1 // reserved by a producer that is still copying; length = payload
 	stCommitted = 2 // a message; length = payload bytes
 	stSkip      = 3 // padding or a skipped reservation; length = record bytes
 
 	// MinCapacity and MaxCapacity bound a queue's ring size in bytes.
 	MinCapacity = 1 << 10
-	MaxCapacity = 1 << 30
+	MaxCapacity = 1 << 29
 
 	ownerStartBits = 42
 )
@@ -66,6 +68,8 @@ func freeWord(lap uint64) uint64 {
 }
 
 func recSize(n int) uint64 { return (uint64(n) + recHeader + recAlign - 1) &^ (recAlign - 1) }
+
+func slotRound(n uint64) uint64 { return (n + slotSize - 1) &^ (slotSize - 1) }
 
 func headerWord(pid int32, state, n uint64) uint64 {
 	return uint64(uint32(pid))<<32 | state<<stateShift | n
@@ -115,14 +119,13 @@ type ring struct {
 
 	// Consumer state.
 	rpos       uint64 // next record to read
+	chain      bool   // rpos is inside a batch, which started at chainStart
+	chainStart uint64
 	pub        uint64 // last published head
 	stuckPos   uint64 // rpos when the consumer started waiting on it
 	stuckAt    time.Time
 	stuck      bool
 	tornLocal  uint64
-	pattern    []byte // free words for patLap, to fill released space fast
-	patLap     uint64
-	patternSet bool
 }
 
 // layoutSize is the data-area size of a queue whose ring has capacity bytes.
@@ -209,7 +212,7 @@ func checkLayout(data []byte) (capacity, maxMsg int, err error) {
 	// atomically.
 	head := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offHead])))
 	tail := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offTail])))
-	if head%recAlign != 0 || tail%recAlign != 0 || head > tail || tail-head > c {
+	if head%slotSize != 0 || tail%slotSize != 0 || head > tail || tail-head > c {
 		return 0, 0, fmt.Errorf("%w: cursors head %d, tail %d inconsistent", ErrCorrupt, head, tail)
 	}
 	return int(c), int(m), nil
@@ -272,7 +275,7 @@ func (r *ring) room(t, need uint64) bool {
 // stWriting and names this process, so the consumer can tell a slow
 // producer from a dead one.
 func (r *ring) reserve(n int) (uint64, bool) {
-	size := recSize(n)
+	size := slotRound(recSize(n))
 	claim := headerWord(r.self.pid, stWriting, uint64(n))
 	for {
 		t := atomic.LoadUint64(r.tail)
@@ -339,7 +342,7 @@ func (r *ring) putBatch(msgs [][]byte) int {
 	k := 0
 	for _, m := range msgs {
 		s := recSize(len(m))
-		if size+s > r.size/4 && k > 0 {
+		if slotRound(size+s) > r.size/4 && k > 0 {
 			break
 		}
 		size += s
@@ -352,7 +355,7 @@ func (r *ring) putBatch(msgs [][]byte) int {
 			r.writeBatch(pos, msgs[:k])
 			return k
 		}
-		if !r.roomAny(recSize(len(msgs[0]))) {
+		if !r.roomAny(slotRound(recSize(len(msgs[0])))) {
 			return 0
 		}
 		size -= recSize(len(msgs[k-1]))
@@ -371,18 +374,22 @@ func (r *ring) roomAny(size uint64) bool {
 
 func (r *ring) writeBatch(pos uint64, msgs [][]byte) {
 	p := pos + recSize(len(msgs[0]))
-	for _, m := range msgs[1:] {
+	for i, m := range msgs[1:] {
 		off := p & r.mask
 		copy(r.buf[off+recHeader:], m)
-		*r.word(p + 8) = r.self.start
-		*r.word(p) = headerWord(r.self.pid, stCommitted, uint64(len(m)))
+		h := headerWord(r.self.pid, stCommitted, uint64(len(m)))
+		if i < len(msgs)-2 {
+			h |= flagPacked
+		}
+		*r.word(p) = h
 		p += recSize(len(m))
 	}
 	off := pos & r.mask
 	copy(r.buf[off+recHeader:], msgs[0])
-	// The claim covered the whole batch; shrink it to the first record
-	// before committing (the later headers are already in place).
-	r.commit(pos, len(msgs[0]))
+	// The claim covered the whole batch; the commit shrinks it to the
+	// first record, marked packed: the later headers are already in place.
+	atomic.StoreUint64(r.word(pos), headerWord(r.self.pid, stCommitted, uint64(len(msgs[0])))|flagPacked)
+	r.wakeConsumer()
 }
 
 // ---- consumer side ----
@@ -405,22 +412,40 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				return n, r.corrupt(w, "message length out of bounds")
 			}
 			fn(r.buf[off+recHeader : end : end])
-			r.rpos += recSize(int(ln))
+			if w&flagPacked != 0 {
+				if !r.chain {
+					r.chain, r.chainStart = true, r.rpos
+				}
+				r.rpos += recSize(int(ln))
+			} else {
+				r.rpos = slotRound(r.rpos + recSize(int(ln)))
+				r.chain = false
+			}
 			n++
 		case stSkip:
-			if ln < recAlign || ln%recAlign != 0 || off+ln > r.size {
+			if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || w&flagPacked != 0 {
 				return n, r.corrupt(w, "skip length out of bounds")
+			}
+			if ln%slotSize != 0 {
+				// A previous consumer's progress through a batch.
+				if off%slotSize != 0 {
+					return n, r.corrupt(w, "skip record inside a batch")
+				}
+				r.chain, r.chainStart = true, r.rpos
 			}
 			r.rpos += ln
 		case stWriting:
+			if off%slotSize != 0 {
+				return n, r.corrupt(w, "reservation inside a batch")
+			}
 			return n, nil
 		default:
-			if w != r.free(r.rpos) {
+			if off%slotSize != 0 || w != r.free(r.rpos) {
 				return n, r.corrupt(w, "unexpected word")
 			}
 			return n, nil
 		}
-		if r.rpos-r.pub >= r.size/8 {
+		if r.rpos-r.pub >= r.size/8 && !r.chain {
 			r.publish()
 		}
 	}
@@ -435,17 +460,25 @@ func (r *ring) corrupt(w uint64, what string) error {
 // with the next lap's free words, then moves head, then wakes producers
 // waiting for room.
 func (r *ring) publish() {
-	if r.rpos == r.pub {
+	target := r.rpos
+	if r.chain {
+		// Part way through a batch: head can only move to the batch's
+		// start (a slot boundary), so record the progress there instead,
+		// as a skip record over the messages already delivered. A
+		// consumer that takes over resumes exactly at the read position.
+		atomic.StoreUint64(r.word(r.chainStart), headerWord(0, stSkip, r.rpos-r.chainStart))
+		target = r.chainStart
+	}
+	if target == r.pub {
 		return
 	}
-	for p := r.pub; p < r.rpos; {
-		lapEnd := (p>>r.shift + 1) << r.shift
-		e := min(r.rpos, lapEnd)
-		r.fill(r.buf[p&r.mask:p&r.mask+(e-p)], p>>r.shift+1)
-		p = e
+	// Only slot starts can hold a header or be scanned, so only they need
+	// the free value; payload bytes in between are left as they are.
+	for p := r.pub; p < target; p += slotSize {
+		*(*uint64)(unsafe.Add(r.base, p&r.mask)) = freeWord(p>>r.shift + 1)
 	}
-	atomic.StoreUint64(r.head, r.rpos)
-	r.pub = r.rpos
+	atomic.StoreUint64(r.head, target)
+	r.pub = target
 	// A flag rather than a count of waiters, so that a producer killed
 	// while waiting costs one spurious wake-up, not one per release
 	// forever. Woken producers that still lack room set it again.
@@ -455,25 +488,17 @@ func (r *ring) publish() {
 	}
 }
 
-func (r *ring) fill(b []byte, lap uint64) {
-	if !r.patternSet || r.patLap != lap {
-		if r.pattern == nil {
-			r.pattern = make([]byte, 4096)
-		}
-		fillWords(r.pattern, freeWord(lap))
-		r.patLap, r.patternSet = lap, true
-	}
-	for len(b) > 0 {
-		k := copy(b, r.pattern)
-		b = b[k:]
-	}
-}
 
 // ready reports whether the record at the read position can be consumed.
 func (r *ring) ready() bool {
 	w := atomic.LoadUint64(r.word(r.rpos))
-	s := (w & stateMask) >> stateShift
-	return s == stCommitted || s == stSkip || (s == 0 && w != r.free(r.rpos))
+	switch (w & stateMask) >> stateShift {
+	case stWriting:
+		return false
+	case 0:
+		return r.rpos%slotSize != 0 || w != r.free(r.rpos) // corrupt: let poll say so
+	}
+	return true
 }
 
 // spin polls ready for a short while before the consumer pays for a sleep.
@@ -533,8 +558,8 @@ func (r *ring) skipTorn(tail uint64) bool {
 		if r.plat.alive(pid, start) {
 			return false
 		}
-		size := recSize(int(w & lenMask))
-		if off := r.rpos & r.mask; off+size > r.size {
+		size := slotRound(recSize(int(w & lenMask)))
+		if off := r.rpos & r.mask; off+size > r.size || off%slotSize != 0 {
 			return false // corrupt; poll reports it
 		}
 		if atomic.CompareAndSwapUint64(wp, w, headerWord(0, stSkip, size)) {
@@ -552,9 +577,12 @@ func (r *ring) skipTorn(tail uint64) bool {
 		// its claim refused and reserves again, so nothing is lost; a
 		// later producer's claimed header stops the scan, because payload
 		// is only written after a successful claim.
+		if r.rpos%slotSize != 0 {
+			return true // corrupt; poll reports it
+		}
 		marked := false
-		for p := r.rpos; p < tail; p += recAlign {
-			if !atomic.CompareAndSwapUint64(r.word(p), r.free(p), headerWord(0, stSkip, recAlign)) {
+		for p := r.rpos; p < tail; p += slotSize {
+			if !atomic.CompareAndSwapUint64(r.word(p), r.free(p), headerWord(0, stSkip, slotSize)) {
 				break
 			}
 			marked = true
@@ -603,6 +631,7 @@ func (r *ring) attach() {
 	r.rpos = atomic.LoadUint64(r.head)
 	r.pub = r.rpos
 	r.stuck = false
+	r.chain = false
 }
 
 // claimOwner makes self the queue's consumer unless a live one exists.

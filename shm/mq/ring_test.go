@@ -439,7 +439,7 @@ func TestTornHeaderless(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 	// The same with nothing after it: the consumer must not wedge.
-	atomic.AddUint64(tail, 32)
+	atomic.AddUint64(tail, 128)
 	go func() {
 		time.Sleep(2 * m.torn)
 		p.Send(ctx, []byte("later"))
@@ -477,7 +477,7 @@ func TestSlowProducerWaitedFor(t *testing.T) {
 	// Stalled between the tail and the claim: the consumer skips the
 	// space, and the stale claim then fails.
 	t0 := atomic.LoadUint64(slow.r.tail)
-	if !atomic.CompareAndSwapUint64(slow.r.tail, t0, t0+recSize(10)) {
+	if !atomic.CompareAndSwapUint64(slow.r.tail, t0, t0+slotRound(recSize(10))) {
 		t.Fatal("tail moved")
 	}
 	slow.Send(ctx, []byte("second"))
@@ -547,5 +547,64 @@ func TestTornBatchSkippedWhole(t *testing.T) {
 	b, err := c.Receive(ctx)
 	if err != nil || string(b) != "after" {
 		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// TestRestartInsideBatch: a consumer that stops part way through a batch
+// hands exactly the rest of it to the next consumer, whether it closed or
+// died (the progress is recorded before Receive returns).
+func TestRestartInsideBatch(t *testing.T) {
+	for _, closeIt := range []bool{true, false} {
+		m := newMemRing(t, 4096, 0)
+		c := m.queue(1, true)
+		ctx := ctxT(t)
+		var batch [][]byte
+		for i := range uint32(9) {
+			batch = append(batch, testMsg(1, i, 8+int(i)*3))
+		}
+		if _, err := c.SendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		next := uint32(0)
+		for range 3 {
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != next {
+				t.Fatalf("got %d want %d", s, next)
+			}
+			next++
+		}
+		if closeIt {
+			c.Close()
+		} else {
+			c.r.releaseOwner() // as if it died: nothing else is done
+		}
+		c = m.queue(1, true)
+		for next < 9 {
+			_, err := c.ReceiveBatch(ctx, func(b []byte) {
+				if _, s := checkMsg(t, b); s != next {
+					t.Fatalf("after restart got %d want %d", s, next)
+				}
+				next++
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// And the ring goes on working across the batch's slots.
+		for i := range uint32(200) {
+			if err := c.Send(ctx, testMsg(2, i, 50)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != i {
+				t.Fatalf("got %d want %d", s, i)
+			}
+		}
 	}
 }
