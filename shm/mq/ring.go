@@ -488,7 +488,6 @@ func (r *ring) publish() {
 	}
 }
 
-
 // ready reports whether the record at the read position can be consumed.
 func (r *ring) ready() bool {
 	w := atomic.LoadUint64(r.word(r.rpos))
