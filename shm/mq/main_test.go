@@ -202,7 +202,7 @@ func runChild(role string) int {
 			}
 		}
 		return 0
-	case "stall-claimed", "stall-headerless":
+	case "stall-claimed", "stall-unmoved":
 		// Reserve space and stop before the commit, as if frozen or killed
 		// mid-write.
 		q, err := Open(name, nil)
@@ -216,7 +216,12 @@ func runChild(role string) int {
 			}
 			copy(q.r.buf[pos&q.r.mask+recHeader:], "half a messa")
 		} else {
-			atomic.AddUint64(q.r.tail, 64)
+			// Claimed, but the tail not yet moved past it.
+			t := atomic.LoadUint64(q.r.tail)
+			old := atomic.LoadUint64(q.r.claim(t))
+			if !q.r.freeFor(old, t) || !atomic.CompareAndSwapUint64(q.r.claim(t), old, headerWord(q.r.self.pid, stWriting, 100)) {
+				return fail(fmt.Errorf("claim failed"))
+			}
 		}
 		fmt.Println("stalled")
 		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector

@@ -29,20 +29,24 @@ const (
 	offWake    = 192 // uint32 futex word: 1 while the consumer sleeps or is about to
 	offOwner   = 200 // uint64 consumer identity: pid<<42 | start time
 	offTorn    = 256 // uint64 torn reservations skipped, over the queue's life
-	headerSize = 512 // the ring starts here
+	headerSize = 512 // the claim table starts here, then the ring
 
-	recHeader = 16 // record header: word0 (state), word1 (producer start time)
+	recHeader = 16 // record header: word0 (commit word), word1 (producer start time)
 	recAlign  = 8  // records inside a batch
 	slotSize  = 64 // records claimed on their own start at a slot boundary
 
-	// word0 of a record: pid<<32 | state<<30 | packed<<29 | length.
+	// A claim (in the claim table) is pid<<32 | state<<30 | length; a
+	// record's word0 (in the ring) is lap<<32 | state<<30 | packed<<29 |
+	// length, lap being the low 32 bits of position/capacity.
 	stateShift  = 30
 	stateMask   = 3 << stateShift
 	flagPacked  = 1 << 29 // another record of the same batch follows at once
 	lenMask     = flagPacked - 1
-	stWriting   = 1 // reserved by a producer that is still copying; length = payload
-	stCommitted = 2 // a message; length = payload bytes
-	stSkip      = 3 // padding or a skipped reservation; length = record bytes
+	stWriting   = 1 // claim: a producer is writing; length = payload bytes
+	stCommitted = 2 // word0: a message; length = payload bytes
+	stSkip      = 3 // claim: padding; word0: a consumer's progress in a batch; length = bytes
+
+	startLapBits = 20 // word1 = start<<20 | lap: the lap tells a written start from leftovers
 
 	// MinCapacity and MaxCapacity bound a queue's ring size in bytes.
 	MinCapacity = 1 << 10
@@ -51,20 +55,23 @@ const (
 	ownerStartBits = 42
 )
 
-// freeWord is the value every 8-byte word of the ring holds while free, for
-// the lap (position / capacity) in which it will next be used. Tagging free
-// space with its lap means a producer that stalled for a whole lap can never
-// claim a word that has since become someone else's: its compare-and-swap
-// expects the free value of its own, older lap. The state bits are zero so a
-// free word is never mistaken for a record header.
-func freeWord(lap uint64) uint64 {
-	// splitmix64 finaliser: free values look random, so payload bytes left
-	// over from an earlier lap do not match them by accident.
-	x := (lap + 1) * 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	x ^= x >> 31
-	return x &^ stateMask
+// freeWord is the value a slot's claim word holds while the slot is free:
+// the lap (position / capacity) from which it may be claimed, and a fixed
+// pattern in the low bits (state bits zero, so never mistaken for a claim).
+// The consumer sets it to the next lap when it releases a record that
+// started in the slot. A producer may claim a free slot whose lap is not
+// later than its own position's lap; one that stalled for a whole lap
+// finds its old slot marked for a later lap (or claimed) and fails, so a
+// stale claim can never land in someone else's record.
+func freeWord(lap uint64) uint64 { return uint64(uint32(lap))<<32 | freeMagic }
+
+const freeMagic = 0x2e3c5a1b // 30 bits, state bits clear
+
+func isFree(c uint64) bool { return c&(1<<32-1) == freeMagic }
+
+// freeFor reports whether free claim word c may be claimed at position pos.
+func (r *ring) freeFor(c, pos uint64) bool {
+	return isFree(c) && int32(uint32(pos>>r.shift)-uint32(c>>32)) >= 0
 }
 
 func recSize(n int) uint64 { return (uint64(n) + recHeader + recAlign - 1) &^ (recAlign - 1) }
@@ -73,6 +80,21 @@ func slotRound(n uint64) uint64 { return (n + slotSize - 1) &^ (slotSize - 1) }
 
 func headerWord(pid int32, state, n uint64) uint64 {
 	return uint64(uint32(pid))<<32 | state<<stateShift | n
+}
+
+// claimSize is the number of ring bytes a claim covers, or 0 if the claim
+// is malformed.
+func claimSize(c uint64) uint64 {
+	n := c & lenMask
+	switch (c & stateMask) >> stateShift {
+	case stWriting:
+		return slotRound(recSize(int(n)))
+	case stSkip:
+		if n >= slotSize && n%slotSize == 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // platform is what the ring needs from the operating system: futex waits
@@ -99,8 +121,9 @@ type ident struct {
 // time (Queue serialises them).
 type ring struct {
 	data  []byte // the whole data area: header then ring
-	buf   []byte // the ring itself
-	base  unsafe.Pointer
+	buf    []byte         // the ring itself
+	base   unsafe.Pointer // &buf[0]
+	claims unsafe.Pointer // the claim table: one uint64 per slot
 	size  uint64 // capacity in bytes, a power of two
 	mask  uint64
 	shift uint // log2(size)
@@ -129,7 +152,7 @@ type ring struct {
 }
 
 // layoutSize is the data-area size of a queue whose ring has capacity bytes.
-func layoutSize(capacity int) int { return headerSize + capacity }
+func layoutSize(capacity int) int { return headerSize + capacity/slotSize*8 + capacity }
 
 // roundCapacity returns the ring size used for a requested capacity: the
 // next power of two, within [MinCapacity, MaxCapacity].
@@ -167,7 +190,7 @@ func initLayout(data []byte, capacity, maxMsg int) error {
 	binary.NativeEndian.PutUint32(data[offVersion:], layoutVersion)
 	binary.NativeEndian.PutUint64(data[offCap:], uint64(capacity))
 	binary.NativeEndian.PutUint64(data[offMaxMsg:], uint64(maxMsg))
-	fillWords(data[headerSize:layoutSize(capacity)], freeWord(0))
+	fillWords(data[headerSize:headerSize+capacity/slotSize*8], freeWord(0))
 	return nil
 }
 
@@ -201,7 +224,7 @@ func checkLayout(data []byte) (capacity, maxMsg int, err error) {
 	if c < MinCapacity || c > MaxCapacity || c&(c-1) != 0 {
 		return 0, 0, fmt.Errorf("%w: ring capacity %d is not a power of two in range", ErrCorrupt, c)
 	}
-	if uint64(len(data)) < headerSize+c {
+	if uint64(len(data)) < uint64(layoutSize(int(c))) {
 		return 0, 0, fmt.Errorf("%w: ring of %d bytes does not fit a %d-byte data area", ErrCorrupt, c, len(data))
 	}
 	m := binary.NativeEndian.Uint64(data[offMaxMsg:])
@@ -224,9 +247,11 @@ func newRing(data []byte, plat platform, self ident, tornTimeout time.Duration) 
 	if err != nil {
 		return nil, err
 	}
+	ringAt := headerSize + capacity/slotSize*8
 	r := &ring{
 		data:        data,
-		buf:         data[headerSize : headerSize+capacity : headerSize+capacity],
+		claims:      unsafe.Pointer(&data[headerSize]),
+		buf:         data[ringAt : ringAt+capacity : ringAt+capacity],
 		size:        uint64(capacity),
 		mask:        uint64(capacity) - 1,
 		shift:       uint(bits.TrailingZeros64(uint64(capacity))),
@@ -255,53 +280,91 @@ func (r *ring) word(pos uint64) *uint64 { return (*uint64)(unsafe.Add(r.base, po
 
 func (r *ring) free(pos uint64) uint64 { return freeWord(pos >> r.shift) }
 
+// claim returns the claim word of the slot at absolute position pos.
+func (r *ring) claim(pos uint64) *uint64 {
+	return (*uint64)(unsafe.Add(r.claims, (pos&r.mask)/slotSize*8))
+}
+
+// lapTag is the lap field of the words written at pos.
+func (r *ring) lapTag(pos uint64) uint64 { return uint64(uint32(pos>>r.shift)) << 32 }
+
 // ---- producer side ----
 
-// room reports whether need bytes starting at the tail position t fit. A
-// stale t (the tail has moved past head since) also returns true: the
-// caller's compare-and-swap on the tail will fail and it will retry.
+// room reports whether need bytes starting at the tail position t have
+// been released by the consumer. It is false for a stale t (the tail has
+// since moved past head); the caller then rereads the tail.
 func (r *ring) room(t, need uint64) bool {
 	h := r.headCache.Load()
-	if h > t || t+need-h <= r.size {
+	if h <= t && t+need-h <= r.size {
 		return true
 	}
 	h = atomic.LoadUint64(r.head)
 	r.headCache.Store(h)
-	return h > t || t+need-h <= r.size
+	return h <= t && t+need-h <= r.size
 }
 
 // reserve claims a record for an n-byte payload and returns its position,
-// or false if the ring has no room now. The claimed record's header says
-// stWriting and names this process, so the consumer can tell a slow
-// producer from a dead one.
+// or false if the ring has no room now. A producer first claims the slot
+// at the tail in the claim table, then moves the tail past its record; a
+// producer that finds the tail's slot already claimed helps move the tail
+// past it, so a producer that dies between the two steps does not block
+// the others. The claim names this process, so the consumer can tell a
+// slow producer from a dead one.
 func (r *ring) reserve(n int) (uint64, bool) {
 	size := slotRound(recSize(n))
 	claim := headerWord(r.self.pid, stWriting, uint64(n))
 	for {
 		t := atomic.LoadUint64(r.tail)
-		off := t & r.mask
-		need, padding := size, off+size > r.size
-		if padding {
-			need = r.size - off // pad to the end of the ring, then try again
-		}
-		if !r.room(t, need) {
+		// Room for the tail's slot first: only then is its claim word
+		// this lap's (head is read before the claim word for that).
+		if !r.room(t, slotSize) {
+			if atomic.LoadUint64(r.tail) != t {
+				continue
+			}
 			return 0, false
 		}
-		if !atomic.CompareAndSwapUint64(r.tail, t, t+need) {
+		cp := r.claim(t)
+		c := atomic.LoadUint64(cp)
+		if !r.freeFor(c, t) {
+			if c&stateMask == 0 {
+				if atomic.LoadUint64(r.tail) == t {
+					return 0, false // corrupt claim table: behave as full
+				}
+				continue
+			}
+			cs := claimSize(c)
+			if cs == 0 || t&r.mask+cs > r.size {
+				if atomic.LoadUint64(r.tail) == t {
+					return 0, false
+				}
+				continue
+			}
+			atomic.CompareAndSwapUint64(r.tail, t, t+cs) // help
 			continue
 		}
-		w := r.word(t)
-		if padding {
-			// Failure means the consumer already skipped this space.
-			atomic.CompareAndSwapUint64(w, r.free(t), headerWord(0, stSkip, need))
+		off := t & r.mask
+		need, c2 := size, claim
+		if off+size > r.size {
+			// Pad to the end of the ring, then try again at its start.
+			need = r.size - off
+			c2 = headerWord(r.self.pid, stSkip, need)
+		}
+		if !r.room(t, need) {
+			if atomic.LoadUint64(r.tail) != t {
+				continue
+			}
+			return 0, false
+		}
+		if !atomic.CompareAndSwapUint64(cp, c, c2) {
 			continue
 		}
-		if atomic.CompareAndSwapUint64(w, r.free(t), claim) {
-			*r.word(t + 8) = r.self.start
+		if need == size {
+			*r.word(t + 8) = r.self.start<<startLapBits | (t>>r.shift)&(1<<startLapBits-1)
+		}
+		atomic.CompareAndSwapUint64(r.tail, t, t+need) // or someone helped
+		if need == size {
 			return t, true
 		}
-		// The consumer gave up waiting for this reservation and skipped it
-		// (we were descheduled for longer than TornTimeout): take another.
 	}
 }
 
@@ -310,7 +373,7 @@ func (r *ring) reserve(n int) (uint64, bool) {
 // and the header before the read of the wake flag (the consumer does the
 // mirror image), so a wake-up is never lost.
 func (r *ring) commit(pos uint64, n int) {
-	atomic.StoreUint64(r.word(pos), headerWord(r.self.pid, stCommitted, uint64(n)))
+	atomic.StoreUint64(r.word(pos), r.lapTag(pos)|stCommitted<<stateShift|uint64(n))
 	r.wakeConsumer()
 }
 
@@ -377,7 +440,7 @@ func (r *ring) writeBatch(pos uint64, msgs [][]byte) {
 	for i, m := range msgs[1:] {
 		off := p & r.mask
 		copy(r.buf[off+recHeader:], m)
-		h := headerWord(r.self.pid, stCommitted, uint64(len(m)))
+		h := r.lapTag(p) | stCommitted<<stateShift | uint64(len(m))
 		if i < len(msgs)-2 {
 			h |= flagPacked
 		}
@@ -388,7 +451,7 @@ func (r *ring) writeBatch(pos uint64, msgs [][]byte) {
 	copy(r.buf[off+recHeader:], msgs[0])
 	// The claim covered the whole batch; the commit shrinks it to the
 	// first record, marked packed: the later headers are already in place.
-	atomic.StoreUint64(r.word(pos), headerWord(r.self.pid, stCommitted, uint64(len(msgs[0])))|flagPacked)
+	atomic.StoreUint64(r.word(pos), r.lapTag(pos)|stCommitted<<stateShift|flagPacked|uint64(len(msgs[0])))
 	r.wakeConsumer()
 }
 
@@ -405,46 +468,61 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 		off := r.rpos & r.mask
 		w := atomic.LoadUint64((*uint64)(unsafe.Add(r.base, off)))
 		ln := w & lenMask
-		switch (w & stateMask) >> stateShift {
-		case stCommitted:
-			end := off + recHeader + ln
-			if ln > uint64(r.maxMsg) || end > r.size {
-				return n, r.corrupt(w, "message length out of bounds")
-			}
-			fn(r.buf[off+recHeader : end : end])
-			if w&flagPacked != 0 {
-				if !r.chain {
-					r.chain, r.chainStart = true, r.rpos
+		if w&^(1<<32-1) == r.lapTag(r.rpos) {
+			switch (w & stateMask) >> stateShift {
+			case stCommitted:
+				end := off + recHeader + ln
+				if ln > uint64(r.maxMsg) || end > r.size {
+					return n, r.corrupt(w, "message length out of bounds")
 				}
-				r.rpos += recSize(int(ln))
-			} else {
-				r.rpos = slotRound(r.rpos + recSize(int(ln)))
-				r.chain = false
-			}
-			n++
-		case stSkip:
-			if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || w&flagPacked != 0 {
-				return n, r.corrupt(w, "skip length out of bounds")
-			}
-			if ln%slotSize != 0 {
+				fn(r.buf[off+recHeader : end : end])
+				if !r.chain {
+					r.release(r.rpos)
+				}
+				if w&flagPacked != 0 {
+					if !r.chain {
+						r.chain, r.chainStart = true, r.rpos
+					}
+					r.rpos += recSize(int(ln))
+				} else {
+					r.rpos = slotRound(r.rpos + recSize(int(ln)))
+					r.chain = false
+				}
+				n++
+				goto next
+			case stSkip:
 				// A previous consumer's progress through a batch.
-				if off%slotSize != 0 {
-					return n, r.corrupt(w, "skip record inside a batch")
+				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain || w&flagPacked != 0 {
+					return n, r.corrupt(w, "bad progress record")
 				}
 				r.chain, r.chainStart = true, r.rpos
+				r.rpos += ln
+				goto next
 			}
-			r.rpos += ln
-		case stWriting:
-			if off%slotSize != 0 {
-				return n, r.corrupt(w, "reservation inside a batch")
-			}
-			return n, nil
-		default:
-			if off%slotSize != 0 || w != r.free(r.rpos) {
-				return n, r.corrupt(w, "unexpected word")
-			}
-			return n, nil
 		}
+		if r.chain || off%slotSize != 0 {
+			return n, r.corrupt(w, "missing record inside a batch")
+		}
+		{
+			c := atomic.LoadUint64(r.claim(r.rpos))
+			switch (c & stateMask) >> stateShift {
+			case stSkip:
+				cs := claimSize(c)
+				if cs == 0 || off+cs > r.size {
+					return n, r.corrupt(c, "bad padding claim")
+				}
+				r.release(r.rpos)
+				r.rpos += cs
+			case stWriting:
+				return n, nil
+			default:
+				if !isFree(c) {
+					return n, r.corrupt(c, "bad claim")
+				}
+				return n, nil
+			}
+		}
+	next:
 		if r.rpos-r.pub >= r.size/8 && !r.chain {
 			r.publish()
 		}
@@ -466,16 +544,11 @@ func (r *ring) publish() {
 		// start (a slot boundary), so record the progress there instead,
 		// as a skip record over the messages already delivered. A
 		// consumer that takes over resumes exactly at the read position.
-		atomic.StoreUint64(r.word(r.chainStart), headerWord(0, stSkip, r.rpos-r.chainStart))
+		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|(r.rpos-r.chainStart))
 		target = r.chainStart
 	}
 	if target == r.pub {
 		return
-	}
-	// Only slot starts can hold a header or be scanned, so only they need
-	// the free value; payload bytes in between are left as they are.
-	for p := r.pub; p < target; p += slotSize {
-		*(*uint64)(unsafe.Add(r.base, p&r.mask)) = freeWord(p>>r.shift + 1)
 	}
 	atomic.StoreUint64(r.head, target)
 	r.pub = target
@@ -488,29 +561,49 @@ func (r *ring) publish() {
 	}
 }
 
-// ready reports whether the record at the read position can be consumed.
+// ready reports whether poll would make progress (or report corruption)
+// at the read position.
 func (r *ring) ready() bool {
 	w := atomic.LoadUint64(r.word(r.rpos))
-	switch (w & stateMask) >> stateShift {
-	case stWriting:
-		return false
-	case 0:
-		return r.rpos%slotSize != 0 || w != r.free(r.rpos) // corrupt: let poll say so
+	if w&^(1<<32-1) == r.lapTag(r.rpos) && w&stateMask != 0 {
+		return true
 	}
-	return true
+	if r.chain || r.rpos%slotSize != 0 {
+		return true
+	}
+	c := atomic.LoadUint64(r.claim(r.rpos))
+	return !isFree(c) && (c&stateMask)>>stateShift != stWriting
 }
 
-// spin polls ready for a short while before the consumer pays for a sleep.
+// release frees the claim of the slot at pos, where a record the consumer
+// has read started, for the next lap. Producers cannot reach the slot's
+// next lap before head moves past pos.
+func (r *ring) release(pos uint64) {
+	atomic.StoreUint64(r.claim(pos), freeWord(pos>>r.shift+1))
+}
+
+// spinFor is how long the consumer polls before it sleeps. A sleep costs
+// the next producer a wake-up system call (microseconds), so a short poll
+// pays for itself when messages arrive at high rates.
+const spinFor = 20 * time.Microsecond
+
+// spin polls ready for up to spinFor before the consumer pays for a sleep.
 func (r *ring) spin() bool {
-	for i := range 200 {
+	var deadline time.Time
+	for i := 0; ; i++ {
 		if r.ready() {
 			return true
 		}
-		if i%20 == 19 {
+		if i%32 == 31 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinFor)
+			} else if now.After(deadline) {
+				return false
+			}
 			runtime.Gosched()
 		}
 	}
-	return false
 }
 
 // prepareWait decides how long the consumer may sleep on the record at the
@@ -534,64 +627,48 @@ func (r *ring) prepareWait(now time.Time) (time.Duration, bool, error) {
 	if waited < r.tornTimeout {
 		return r.tornTimeout - waited, true, nil
 	}
-	if r.skipTorn(t) {
-		return 0, false, nil
+	if progress, err := r.skipTorn(t); progress || err != nil {
+		return 0, false, err
 	}
 	r.stuckAt = now // a live producer: give it another period
 	return r.tornTimeout, true, nil
 }
 
-// skipTorn skips the reservation at the read position if its producer has
-// had TornTimeout to finish it and either died or never wrote its header.
-// It reports whether anything changed.
-func (r *ring) skipTorn(tail uint64) bool {
-	wp := r.word(r.rpos)
-	w := atomic.LoadUint64(wp)
-	switch (w & stateMask) >> stateShift {
-	case stWriting:
-		pid := int32(w >> 32)
-		if pid == r.self.pid {
-			return false // a goroutine of this process: alive by definition
-		}
-		start := atomic.LoadUint64(r.word(r.rpos + 8))
-		if r.plat.alive(pid, start) {
-			return false
-		}
-		size := slotRound(recSize(int(w & lenMask)))
-		if off := r.rpos & r.mask; off+size > r.size || off%slotSize != 0 {
-			return false // corrupt; poll reports it
-		}
-		if atomic.CompareAndSwapUint64(wp, w, headerWord(0, stSkip, size)) {
-			r.countTorn()
-		}
-		return true
-	case 0:
-		if w != r.free(r.rpos) {
-			return true // changed; poll will look
-		}
-		// Reserved but no header: the producer stopped (or stalled)
-		// between moving the tail and claiming its header, so nobody knows
-		// the length. Mark every free word up to the first claimed header
-		// as an 8-byte skip record. A producer that is merely slow finds
-		// its claim refused and reserves again, so nothing is lost; a
-		// later producer's claimed header stops the scan, because payload
-		// is only written after a successful claim.
-		if r.rpos%slotSize != 0 {
-			return true // corrupt; poll reports it
-		}
-		marked := false
-		for p := r.rpos; p < tail; p += slotSize {
-			if !atomic.CompareAndSwapUint64(r.word(p), r.free(p), headerWord(0, stSkip, slotSize)) {
-				break
-			}
-			marked = true
-		}
-		if marked {
-			r.countTorn()
-		}
-		return true
+// skipTorn skips the record at the read position if its producer has had
+// TornTimeout to finish it and has died. It reports whether anything
+// changed.
+func (r *ring) skipTorn(tail uint64) (bool, error) {
+	if r.chain || r.rpos%slotSize != 0 || r.ready() {
+		return true, nil // poll will deliver it or report the corruption
 	}
-	return true
+	c := atomic.LoadUint64(r.claim(r.rpos))
+	if (c&stateMask)>>stateShift != stWriting {
+		// Free, yet below the tail (read before it): producers claim a
+		// slot before they move the tail past it, so this is damage.
+		return false, fmt.Errorf("%w: unclaimed slot at %d below tail %d", ErrCorrupt, r.rpos, tail)
+	}
+	pid := int32(c >> 32)
+	if pid == r.self.pid {
+		return false, nil // a goroutine of this process: alive by definition
+	}
+	// The start time is valid only if it carries this lap: the producer
+	// may have died (or stalled) between its claim and writing it. Without
+	// it, the pid alone decides.
+	var start uint64
+	if w1 := atomic.LoadUint64(r.word(r.rpos + 8)); w1&(1<<startLapBits-1) == (r.rpos>>r.shift)&(1<<startLapBits-1) {
+		start = w1 >> startLapBits
+	}
+	if r.plat.alive(pid, start) {
+		return false, nil
+	}
+	cs := claimSize(c)
+	if cs == 0 || r.rpos&r.mask+cs > r.size || r.rpos+cs > tail {
+		return false, r.corrupt(c, "bad claim")
+	}
+	r.release(r.rpos)
+	r.rpos += cs
+	r.countTorn()
+	return true, nil
 }
 
 func (r *ring) countTorn() {
