@@ -120,13 +120,13 @@ type ident struct {
 // and processes; the consumer methods must be called by one goroutine at a
 // time (Queue serialises them).
 type ring struct {
-	data  []byte // the whole data area: header then ring
+	data   []byte         // the whole data area: header then ring
 	buf    []byte         // the ring itself
 	base   unsafe.Pointer // &buf[0]
 	claims unsafe.Pointer // the claim table: one uint64 per slot
-	size  uint64 // capacity in bytes, a power of two
-	mask  uint64
-	shift uint // log2(size)
+	size   uint64         // capacity in bytes, a power of two
+	mask   uint64
+	shift  uint // log2(size)
 
 	maxMsg      int
 	tornTimeout time.Duration
