@@ -120,7 +120,7 @@ type ident struct {
 // and processes; the consumer methods must be called by one goroutine at a
 // time (Queue serialises them).
 type ring struct {
-	data   []byte         // the whole data area: header then ring
+	data   []byte         // the whole data area: header, claim table, ring
 	buf    []byte         // the ring itself
 	base   unsafe.Pointer // &buf[0]
 	claims unsafe.Pointer // the claim table: one uint64 per slot
@@ -398,8 +398,8 @@ func (r *ring) put(msg []byte) bool {
 // putBatch copies as many leading messages of msgs as fit contiguously (at
 // least one, unless the ring is full) with one reservation and one commit,
 // and returns how many it sent. Records after the first are written
-// complete while the first is still stWriting, so the consumer, which
-// reads in order, sees them only once the first commit publishes them all.
+// complete before the first is committed, so the consumer, which reads in
+// order, sees them only once that commit publishes them all.
 func (r *ring) putBatch(msgs [][]byte) int {
 	var size uint64
 	k := 0
