@@ -217,7 +217,9 @@ func (q *Queue) Receive(ctx context.Context) ([]byte, error) {
 // shared ring and is valid only until fn returns. The space is released
 // to producers after fn returns (in batches). It returns the number of
 // messages passed to fn. If fn panics, the message it was given is
-// delivered again by the next call.
+// delivered again by the next call. fn must not wait for room in this same
+// queue (with Send): the space it would wait for is released only after
+// fn returns.
 func (q *Queue) ReceiveBatch(ctx context.Context, fn func(msg []byte)) (int, error) {
 	return q.receive(ctx, 1<<30, fn)
 }

@@ -296,3 +296,44 @@ func checkMsgNoFatal(b []byte) (int, uint32) {
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
 }
+
+// TestFullWithFutex: on a real segment, a Send blocked on a full queue
+// sleeps on the futex and is woken by the consumer's release, by its
+// context, or by Close.
+func TestFullWithFutex(t *testing.T) {
+	q := createQ(t, 1024, nil)
+	p, err := Open(q.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 200)
+	for p.TrySend(msg) == nil {
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := p.Send(ctx, msg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send on full: %v", err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- p.Send(context.Background(), msg) }()
+	time.Sleep(20 * time.Millisecond) // let it sleep on the futex
+	if _, err := q.ReceiveBatch(ctxT(t), func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("blocked Send after release: %v", err)
+	}
+	for p.TrySend(msg) == nil {
+	}
+	go func() { sent <- p.Send(context.Background(), msg) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked Send after Close: %v", err)
+	}
+	if s := p.Stats(); s.FullWaits != 3 {
+		t.Errorf("FullWaits = %d, want 3", s.FullWaits)
+	}
+}
