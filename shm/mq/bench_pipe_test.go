@@ -60,4 +60,3 @@ func benchPipe(b *testing.B, newQ func() (c *Queue, p func(i int) *Queue), produ
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
-

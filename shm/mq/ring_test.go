@@ -424,29 +424,26 @@ func TestTornDeadProducer(t *testing.T) {
 	}
 }
 
-// TestTornHeaderless: a producer that moved the tail but died before
-// claiming its header leaves no length; the consumer marks the space.
-func TestTornHeaderless(t *testing.T) {
+// TestTornBeforeTailMoved: a producer that claimed a slot and died before
+// moving the tail past it is helped past by the next producer, and its
+// slot is skipped by the consumer.
+func TestTornBeforeTailMoved(t *testing.T) {
 	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
 	c := m.queue(1, true)
 	p := m.queue(2, false)
 	ctx := ctxT(t)
-	tail := c.r.tail
-	atomic.AddUint64(tail, 64) // reserve 64 bytes and "die"
-	p.Send(ctx, []byte("after"))
-	b, err := c.Receive(ctx)
-	if err != nil || string(b) != "after" {
-		t.Fatalf("got %q, %v", b, err)
-	}
-	// The same with nothing after it: the consumer must not wedge.
-	atomic.AddUint64(tail, 32)
-	go func() {
-		time.Sleep(2 * m.torn)
-		p.Send(ctx, []byte("later"))
-	}()
-	b, err = c.Receive(ctx)
-	if err != nil || string(b) != "later" {
-		t.Fatalf("got %q, %v", b, err)
+	for _, n := range []uint64{40, 200} {
+		tail := atomic.LoadUint64(c.r.tail)
+		old := atomic.LoadUint64(c.r.claim(tail))
+		if !c.r.freeFor(old, tail) || !atomic.CompareAndSwapUint64(c.r.claim(tail), old, headerWord(66, stWriting, n)) {
+			t.Fatal("claim failed")
+		}
+		p.Send(ctx, []byte("after"))
+		b, err := c.Receive(ctx)
+		if err != nil || string(b) != "after" {
+			t.Fatalf("got %q, %v", b, err)
+		}
 	}
 	if s := c.Stats(); s.Torn != 2 {
 		t.Errorf("Torn = %d, want 2", s.Torn)
@@ -474,19 +471,16 @@ func TestSlowProducerWaitedFor(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 
-	// Stalled between the tail and the claim: the consumer skips the
-	// space, and the stale claim then fails.
+	// A producer that stalled for a whole lap cannot claim its old slot.
 	t0 := atomic.LoadUint64(slow.r.tail)
-	if !atomic.CompareAndSwapUint64(slow.r.tail, t0, t0+recSize(10)) {
-		t.Fatal("tail moved")
+	for i := range 200 {
+		slow.Send(ctx, []byte("lap"))
+		if _, err := c.Receive(ctx); err != nil {
+			t.Fatal(err, i)
+		}
 	}
-	slow.Send(ctx, []byte("second"))
-	b, err = c.Receive(ctx)
-	if err != nil || string(b) != "second" {
-		t.Fatalf("got %q, %v", b, err)
-	}
-	if atomic.CompareAndSwapUint64(slow.r.word(t0), slow.r.free(t0), headerWord(77, stWriting, 10)) {
-		t.Fatal("stale claim succeeded after the consumer skipped it")
+	if c := atomic.LoadUint64(slow.r.claim(t0)); slow.r.freeFor(c, t0) {
+		t.Fatal("stale claim succeeded a lap later")
 	}
 }
 
@@ -547,5 +541,64 @@ func TestTornBatchSkippedWhole(t *testing.T) {
 	b, err := c.Receive(ctx)
 	if err != nil || string(b) != "after" {
 		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// TestRestartInsideBatch: a consumer that stops part way through a batch
+// hands exactly the rest of it to the next consumer, whether it closed or
+// died (the progress is recorded before Receive returns).
+func TestRestartInsideBatch(t *testing.T) {
+	for _, closeIt := range []bool{true, false} {
+		m := newMemRing(t, 4096, 0)
+		c := m.queue(1, true)
+		ctx := ctxT(t)
+		var batch [][]byte
+		for i := range uint32(9) {
+			batch = append(batch, testMsg(1, i, 8+int(i)*3))
+		}
+		if _, err := c.SendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		next := uint32(0)
+		for range 3 {
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != next {
+				t.Fatalf("got %d want %d", s, next)
+			}
+			next++
+		}
+		if closeIt {
+			c.Close()
+		} else {
+			c.r.releaseOwner() // as if it died: nothing else is done
+		}
+		c = m.queue(1, true)
+		for next < 9 {
+			_, err := c.ReceiveBatch(ctx, func(b []byte) {
+				if _, s := checkMsg(t, b); s != next {
+					t.Fatalf("after restart got %d want %d", s, next)
+				}
+				next++
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// And the ring goes on working across the batch's slots.
+		for i := range uint32(200) {
+			if err := c.Send(ctx, testMsg(2, i, 50)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != i {
+				t.Fatalf("got %d want %d", s, i)
+			}
+		}
 	}
 }
