@@ -65,9 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer q.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	print := func(msg []byte) { fmt.Fprintf(stdout, "master received: %s\n", msg) }
+	show := func(msg []byte) { fmt.Fprintf(stdout, "master received: %s\n", msg) }
 	listened := make(chan error, 1)
-	go func() { listened <- q.Listen(ctx, print) }()
+	go func() { listened <- q.Listen(ctx, show) }()
 	err = worker.Run(ctx, cfg, nil)
 	cancel()
 	if lerr := <-listened; !errors.Is(lerr, context.Canceled) {
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	drain, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer stop()
 	for {
-		if _, derr := q.ReceiveBatch(drain, print); derr != nil {
+		if _, derr := q.ReceiveBatch(drain, show); derr != nil {
 			break
 		}
 	}
