@@ -67,7 +67,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	show := func(msg []byte) { fmt.Fprintf(stdout, "master received: %s\n", msg) }
 	listened := make(chan error, 1)
-	go func() { listened <- q.Listen(ctx, show) }()
+	go func() {
+		err := q.Listen(ctx, show)
+		cancel() // if the queue failed, stop the workers too
+		listened <- err
+	}()
 	err = worker.Run(ctx, cfg, nil)
 	cancel()
 	if lerr := <-listened; !errors.Is(lerr, context.Canceled) {
