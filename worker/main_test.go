@@ -9,7 +9,9 @@ package worker_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -246,6 +248,26 @@ func (c *cluster) starts() []started {
 			s.addrs[n] = addr
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// logRecord is a line of the master's JSON log.
+type logRecord struct {
+	Msg   string
+	PID   int
+	Delay time.Duration
+}
+
+// log returns the master's log records so far.
+func (c *cluster) log() []logRecord {
+	b, _ := os.ReadFile(c.stderr)
+	var out []logRecord
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		var rec logRecord
+		if json.Unmarshal(line, &rec) == nil {
+			out = append(out, rec)
+		}
 	}
 	return out
 }
