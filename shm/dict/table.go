@@ -396,4 +396,3 @@ func checkKey(key string) error {
 	}
 	return nil
 }
-
