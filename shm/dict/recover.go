@@ -218,6 +218,7 @@ func (t *table) check() error {
 	free := map[uint32]uint8{}
 	live := map[uint32]bool{}
 	var freeBytes uint64
+	nlive := 0
 	err := t.walk(func(o uint32, c, st uint8) error {
 		switch st {
 		case stateFree:
@@ -226,9 +227,12 @@ func (t *table) check() error {
 		case stateAlloc:
 			fail("chunk at %d is allocated but not part of the dictionary", o)
 		case stateLive:
+			nlive++
 			if err := t.checkItem(o); err != nil {
 				errs = append(errs, err)
-			} else if t.u8(o+chType) == uint8(TypeList) {
+				break // not followed further: its fields cannot be trusted
+			}
+			if t.u8(o+chType) == uint8(TypeList) {
 				n, _ := t.listCount(o)
 				if c := t.u32(t.valOff(o) + lsCount); c != n {
 					fail("list at %d counts %d elements, holds %d", o, c, n)
@@ -244,8 +248,8 @@ func (t *table) check() error {
 	if got := t.u64(offFreeBytes); got != freeBytes {
 		fail("header counts %d free bytes, free chunks hold %d", got, freeBytes)
 	}
-	if got := t.u64(offItems); got != uint64(len(live)) {
-		fail("header counts %d items, heap holds %d", got, len(live))
+	if got := t.u64(offItems); got != uint64(nlive) {
+		fail("header counts %d items, heap holds %d", got, nlive)
 	}
 	// free lists: every free chunk exactly once, in its class's list
 	seen := 0
