@@ -1,0 +1,64 @@
+// Package dict is a dictionary in shared memory that many processes use at
+// once, with the semantics of OpenResty's ngx.shared.DICT (lua_shared_dict):
+// string, number and boolean values with a uint32 of user flags and a TTL
+// in milliseconds; add, replace, incr, lists, get_stale, safe_set,
+// flush_expired; least-recently-used eviction when memory runs short.
+//
+// A Dict lives in a shm segment (/dev/shm/procwire.NAME) of a fixed
+// capacity. Every process that opens the same name sees the same items:
+//
+//	d, err := dict.Open("cache", 16<<20, nil)
+//	...
+//	forcible, err := d.Set("user:42", dict.String("alice"), time.Minute, 0)
+//	v, flags, err := d.Get("user:42")
+//
+// # Guarantees
+//
+// Each method is atomic: it runs under one cross-process lock (shm.Mutex)
+// per dictionary. Atomicity does not extend across calls.
+//
+// A process killed at any instant, even holding the lock, does not wedge or
+// corrupt the dictionary. The lock is recovered from a dead holder within
+// a bounded time, and the next holder rebuilds the index, the LRU list and
+// the allocator's free lists from the heap, which every update keeps
+// readable: an item is written completely before one store makes it part
+// of the dictionary, a replaced value is written beside the old one, and
+// Incr and Expire change their 8-byte field with one store. So an
+// operation cut short either happened or did not; a half-written item is
+// discarded. Rebuilds are counted (Stats.Recoveries) and logged. Only if
+// the heap itself is unreadable (which no crash produces) is the dictionary
+// emptied, counted in Stats.Resets and logged as an error. After a rebuild
+// the LRU order is the order of last writes. Check verifies everything.
+//
+// Open refuses a segment that is not a dictionary of this layout version
+// (docs/dict.md specifies the layout byte by byte).
+//
+// # Differences from OpenResty
+//
+// Where OpenResty's behaviour is a bug, this package fixes it:
+//
+//   - TTL and Expire treat an expired item that has not been reclaimed yet
+//     as missing (ErrNotFound); OpenResty's ttl reports a negative TTL and
+//     its expire revives the item.
+//   - A positive TTL under a millisecond expires after one millisecond;
+//     OpenResty truncates it to 0, which means "never".
+//   - FreeSpace counts every free chunk, not only whole free pages.
+//   - Freed memory coalesces (a buddy allocator), so a dictionary that held
+//     small items can hold large ones again once they are gone.
+//
+// In Go terms: a missing key is ErrNotFound (where ngx.shared.DICT returns
+// nil without an error, a binding maps ErrNotFound back to nil), LPop and
+// RPop of a missing key return ErrNotFound, and Keys(0) returns every key
+// (get_keys defaults to 1024; a binding passes that).
+//
+// Values are copied in and out; GetBytes appends into a caller's buffer
+// and does not allocate. Expired items are reclaimed lazily: each store
+// frees up to two expired items from the LRU tail, and FlushExpired frees
+// them all. When a store lacks memory it evicts up to 30 items from the
+// LRU tail, unexpired ones too, and reports forcible; SafeSet, SafeAdd and
+// the list pushes never evict.
+//
+// The layout is little-endian with 32-bit offsets: capacity is limited to
+// MaxCapacity (4 GiB), keys to MaxKeyLen (65535) bytes. Dictionaries need
+// Linux (shared memory and futexes); elsewhere Open returns an error.
+package dict
