@@ -219,7 +219,7 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	t.putValue(o, v)
 	t.commit(o)
 	if old != 0 {
-		t.remove(old)
+		t.removeHashed(old, h)
 	}
 	return forcible, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"math/bits"
 	"time"
 	"unsafe"
 )
@@ -110,12 +111,11 @@ func (t *table) resetHeap() {
 }
 
 func (t *table) classFor(n uint32) (uint8, bool) {
-	for c := uint8(0); c <= t.maxClass; c++ {
-		if classSize(c) >= n {
-			return c, true
-		}
+	c := uint8(0)
+	if n > 64 {
+		c = uint8(bits.Len32((n - 1) >> minShift))
 	}
-	return 0, false
+	return c, c <= t.maxClass
 }
 
 func (t *table) pushFree(o uint32, c uint8) {
@@ -223,7 +223,12 @@ func (t *table) linkHash(o uint32, h uint64) {
 
 func (t *table) unlinkHash(o uint32) {
 	k := t.keyAt(o)
-	p := t.bucket(hashKey(unsafe.String(unsafe.SliceData(k), len(k))))
+	t.unlinkHashed(o, hashKey(unsafe.String(unsafe.SliceData(k), len(k))))
+}
+
+// unlinkHashed is unlinkHash for a caller that knows the key's hash.
+func (t *table) unlinkHashed(o uint32, h uint64) {
+	p := t.bucket(h)
 	for x := t.u32(p); x != 0; p, x = x+chHNext, t.u32(x+chHNext) {
 		if x == o {
 			t.put32(p, t.u32(o+chHNext))
@@ -277,6 +282,16 @@ func (t *table) expired(o uint32, c *clock) bool {
 // remove unlinks item o from the dictionary and frees its chunk.
 func (t *table) remove(o uint32) {
 	t.unlinkHash(o)
+	t.release(o)
+}
+
+// removeHashed is remove for a caller that knows the key's hash.
+func (t *table) removeHashed(o uint32, h uint64) {
+	t.unlinkHashed(o, h)
+	t.release(o)
+}
+
+func (t *table) release(o uint32) {
 	t.lruUnlink(o)
 	t.put64(offItems, t.u64(offItems)-1)
 	t.free(o)
