@@ -565,3 +565,38 @@ func TestErrorsIs(t *testing.T) {
 		t.Fatal("errors.Is")
 	}
 }
+
+// TestGoroutines has goroutines share one Dict; run with -race.
+func TestGoroutines(t *testing.T) {
+	d, _, _ := newMemDict(t, 1<<20)
+	const workers, each = 4, 2000
+	done := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			one := 0.0
+			for i := 0; i < each; i++ {
+				if _, _, err := d.Incr("n", 1, &one, 0); err != nil {
+					done <- err
+					return
+				}
+				k := fmt.Sprint(w, "-", i%10)
+				d.Set(k, String(k), 0, 0)
+				if v, _, err := d.Get(k); err != nil || v != String(k) {
+					done <- fmt.Errorf("Get(%s) = %v, %v", k, v, err)
+					return
+				}
+				d.RPush("l", Number(float64(i)))
+				d.LPop("l")
+			}
+			done <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, _, _ := d.Get("n"); v != Number(workers*each) {
+		t.Fatalf("n = %v", v)
+	}
+}
