@@ -476,7 +476,7 @@ func TestFlushKeysSpace(t *testing.T) {
 	if got := d.FreeSpace(); got != free0 {
 		t.Errorf("FreeSpace after flushing everything = %d, want %d", got, free0)
 	}
-	if _, err := d.Set("big", String(strings.Repeat("b", int(d.t.heapLen)/2)), 0, 0); err != nil {
+	if _, err := d.Set("big", String(strings.Repeat("b", int(d.shards[0].heapLen)/2)), 0, 0); err != nil {
 		t.Errorf("large item after flush: %v", err)
 	}
 }

@@ -45,17 +45,19 @@ func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Disca
 func newMemDict(tb testing.TB, capacity int) (*Dict, *procMutex, *fakeClock) {
 	tb.Helper()
 	data := make([]byte, capacity)
-	if err := initRegion(data); err != nil {
+	if err := initRegion(data, defaultShards(capacity)); err != nil {
 		tb.Fatal(err)
 	}
-	if err := validateHeader(data); err != nil {
+	mu := &procMutex{} // shared by the shards: no method holds two
+	d, err := newDict("mem", data, func([]byte) locker { return mu }, &Options{Logger: discardLogger()})
+	if err != nil {
 		tb.Fatal(err)
 	}
-	mu := &procMutex{}
-	d := newDict("mem", data, mu, &Options{Logger: discardLogger()})
 	clk := &fakeClock{}
 	clk.ms.Store(1_700_000_000_000)
-	d.t.now = clk.now
+	for i := range d.shards {
+		d.shards[i].now = clk.now
+	}
 	tb.Cleanup(func() {
 		if err := d.Check(); err != nil && err != ErrClosed {
 			tb.Errorf("Check after test: %v", err)

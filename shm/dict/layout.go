@@ -12,8 +12,23 @@ import (
 // specification and must change with it. All integers are little-endian,
 // all references are byte offsets from the start of the region (0 = none).
 const (
-	layoutMagic   = 0x3154434944575250 // "PRWDICT1" read as a little-endian uint64
 	layoutVersion = 1
+
+	// region header: the dictionary is split into shards, each a table
+	// with its own lock, so that processes working on different keys do
+	// not contend.
+	regionMagic    = 0x5254434944575250 // "PRWDICTR" read as a little-endian uint64
+	offRMagic      = 0                  // u64
+	offRVersion    = 8                  // u32
+	offRShards     = 12                 // u32: power of two, 1..maxShards
+	offRCapacity   = 16                 // u64: length of the region
+	offRShardSize  = 24                 // u64: bytes per shard, multiple of 64
+	regionHdrSize  = 64                 // shards follow, back to back
+	maxShards      = 16
+	minShardSize   = 8 << 10
+	shardPerMiB    = 4 // default: one shard per this many MiB of capacity
+
+	shardMagic = 0x3154434944575250 // "PRWDICT1" read as a little-endian uint64
 
 	// header
 	offMagic      = 0   // u64
@@ -98,11 +113,86 @@ func geometry(n int) (nbuckets, buckets, heap, heapLen uint32, maxClass uint8) {
 	return nb, buckets, heap, heapLen, maxClass
 }
 
-// initRegion lays out an empty dictionary over zeroed memory.
-func initRegion(b []byte) error {
-	if len(b) < MinCapacity || uint64(len(b)) > MaxCapacity {
-		return fmt.Errorf("dict: capacity %d out of range [%d, %d]", len(b), MinCapacity, MaxCapacity)
+// defaultShards is the shard count for a capacity: one per 4 MiB, a power
+// of two, at most maxShards. Small dictionaries keep one shard, so their
+// LRU order is exact and an item may use the whole capacity.
+func defaultShards(capacity int) int {
+	n := 1
+	for n*2 <= maxShards && uint64(n*2)*shardPerMiB<<20 <= uint64(capacity) {
+		n *= 2
 	}
+	return n
+}
+
+func shardSize(capacity, shards int) int { return ((capacity - regionHdrSize) / shards) &^ 63 }
+
+// initRegion lays out an empty dictionary of the given shard count over
+// zeroed memory.
+func initRegion(b []byte, shards int) error {
+	if len(b) < MinCapacity || uint64(len(b)) > MaxCapacity {
+		return fmt.Errorf("dict: capacity %d out of range [%d, %d]", len(b), MinCapacity, uint64(MaxCapacity))
+	}
+	if shards < 1 || shards > maxShards || shards&(shards-1) != 0 {
+		return fmt.Errorf("dict: %d shards: want a power of two from 1 to %d", shards, maxShards)
+	}
+	size := shardSize(len(b), shards)
+	if size < minShardSize {
+		return fmt.Errorf("dict: capacity %d is too small for %d shards", len(b), shards)
+	}
+	le := binary.LittleEndian
+	le.PutUint32(b[offRVersion:], layoutVersion)
+	le.PutUint32(b[offRShards:], uint32(shards))
+	le.PutUint64(b[offRCapacity:], uint64(len(b)))
+	le.PutUint64(b[offRShardSize:], uint64(size))
+	for i := 0; i < shards; i++ {
+		initShard(shardBytes(b, i, size))
+	}
+	// The magic goes last: a region is never taken for a dictionary
+	// before it is completely laid out.
+	le.PutUint64(b[offRMagic:], regionMagic)
+	return nil
+}
+
+func shardBytes(b []byte, i, size int) []byte {
+	off := regionHdrSize + i*size
+	return b[off : off+size : off+size]
+}
+
+// validateRegion checks the region header and every shard header, and
+// returns the shard count and size.
+func validateRegion(b []byte) (shards, size int, err error) {
+	if len(b) < regionHdrSize {
+		return 0, 0, fmt.Errorf("%w: region of %d bytes is shorter than the header", ErrCorrupt, len(b))
+	}
+	le := binary.LittleEndian
+	if m := le.Uint64(b[offRMagic:]); m != regionMagic {
+		return 0, 0, fmt.Errorf("%w: bad magic %#x", ErrCorrupt, m)
+	}
+	if v := le.Uint32(b[offRVersion:]); v != layoutVersion {
+		return 0, 0, fmt.Errorf("%w: layout version %d, want %d", ErrCorrupt, v, layoutVersion)
+	}
+	if c := le.Uint64(b[offRCapacity:]); c != uint64(len(b)) {
+		return 0, 0, fmt.Errorf("%w: header says capacity %d, region has %d bytes", ErrCorrupt, c, len(b))
+	}
+	n := le.Uint32(b[offRShards:])
+	if n < 1 || n > maxShards || n&(n-1) != 0 {
+		return 0, 0, fmt.Errorf("%w: %d shards", ErrCorrupt, n)
+	}
+	shards = int(n)
+	size = shardSize(len(b), shards)
+	if le.Uint64(b[offRShardSize:]) != uint64(size) || size < minShardSize {
+		return 0, 0, fmt.Errorf("%w: shard size %d does not match capacity %d", ErrCorrupt, le.Uint64(b[offRShardSize:]), len(b))
+	}
+	for i := 0; i < shards; i++ {
+		if err := validateShard(shardBytes(b, i, size)); err != nil {
+			return 0, 0, fmt.Errorf("shard %d: %w", i, err)
+		}
+	}
+	return shards, size, nil
+}
+
+// initShard lays out an empty table over zeroed memory.
+func initShard(b []byte) {
 	nb, buckets, heap, heapLen, maxClass := geometry(len(b))
 	le := binary.LittleEndian
 	le.PutUint32(b[offVersion:], layoutVersion)
@@ -116,20 +206,17 @@ func initRegion(b []byte) error {
 	t := &table{data: b}
 	t.setGeometry()
 	t.resetHeap()
-	// The magic goes last: a region is never taken for a dictionary
-	// before it is completely laid out.
-	le.PutUint64(b[offMagic:], layoutMagic)
-	return nil
+	le.PutUint64(b[offMagic:], shardMagic)
 }
 
-// validateHeader checks that b holds a dictionary header this code can
-// read, so that a foreign or damaged region is refused, never misread.
-func validateHeader(b []byte) error {
+// validateShard checks that b holds a table header this code can read, so
+// that a foreign or damaged region is refused, never misread.
+func validateShard(b []byte) error {
 	if len(b) < hdrSize {
 		return fmt.Errorf("%w: region of %d bytes is shorter than the header", ErrCorrupt, len(b))
 	}
 	le := binary.LittleEndian
-	if m := le.Uint64(b[offMagic:]); m != layoutMagic {
+	if m := le.Uint64(b[offMagic:]); m != shardMagic {
 		return fmt.Errorf("%w: bad magic %#x", ErrCorrupt, m)
 	}
 	if v := le.Uint32(b[offVersion:]); v != layoutVersion {

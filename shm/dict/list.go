@@ -39,13 +39,13 @@ func (d *Dict) LLen(key string) (int, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return 0, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
-	o := t.find(key, hashKey(key))
+	c := t.clock()
+	o := t.find(key, h)
 	if o == 0 || t.expired(o, &c) {
 		return 0, nil
 	}
@@ -92,14 +92,13 @@ func (d *Dict) push(key string, v Value, left bool) (int, error) {
 		return 0, err
 	}
 	esz := tag>>2 + 8
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return 0, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
+	c := t.clock()
 	t.sweep(&c, 2)
-	h := hashKey(key)
 	old := t.find(key, h)
 	if old != 0 && t.expired(old, &c) {
 		t.remove(old)
@@ -177,14 +176,14 @@ func (d *Dict) pop(key string, left bool) (Value, error) {
 	if err := checkKey(key); err != nil {
 		return Value{}, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return Value{}, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
+	c := t.clock()
 	t.sweep(&c, 2)
-	o := t.find(key, hashKey(key))
+	o := t.find(key, h)
 	if o == 0 || t.expired(o, &c) {
 		return Value{}, ErrNotFound
 	}

@@ -8,24 +8,37 @@ import (
 
 // Dict is a shared dictionary opened by this process. Its methods are safe
 // for concurrent use by many goroutines and many processes; each one is
-// atomic (it runs under the dictionary's lock), as in ngx.shared.DICT,
-// but atomicity does not extend across calls.
+// atomic (it runs under the lock of the key's shard), as in
+// ngx.shared.DICT, but atomicity does not extend across calls. Methods
+// that cover the whole dictionary (Keys, FlushAll, FlushExpired, Stats,
+// Check) take the shards one after the other.
 type Dict struct {
-	t      table
+	shards []table
+	mask   uint32 // len(shards)-1
+	size   int    // bytes of the region
 	name   string
 	closed atomic.Bool
 	close  func() error
 }
 
-// newDict wires a Dict over a validated region and its lock.
-func newDict(name string, data []byte, mu locker, opts *Options) *Dict {
-	d := &Dict{name: name}
-	d.t.data = data
-	d.t.mu = mu
-	d.t.now = wallMillis
-	d.t.log = opts.logger()
-	d.t.setGeometry()
-	return d
+// newDict wires a Dict over a validated region, with lockAt giving the
+// lock stored in a shard's header bytes.
+func newDict(name string, data []byte, lockAt func(hdr []byte) locker, opts *Options) (*Dict, error) {
+	n, size, err := validateRegion(data)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dict{name: name, shards: make([]table, n), mask: uint32(n - 1), size: len(data)}
+	for i := range d.shards {
+		t := &d.shards[i]
+		t.data = shardBytes(data, i, size)
+		t.mu = lockAt(t.data[offMutex : offMutex+mutexSize])
+		t.now = wallMillis
+		t.log = opts.logger().With("dict", name, "shard", i)
+		t.shard, t.shardMask = uint32(i), uint32(n-1)
+		t.setGeometry()
+	}
+	return d, nil
 }
 
 // Name returns the name the dictionary was opened with.
@@ -41,15 +54,33 @@ func (d *Dict) Close() error {
 	return d.close()
 }
 
-func (d *Dict) begin() (*table, error) {
+// lockKey locks the shard of key and returns it with the key's hash.
+func (d *Dict) lockKey(key string) (*table, uint64, error) {
 	if d.closed.Load() {
-		return nil, ErrClosed
+		return nil, 0, ErrClosed
 	}
-	d.t.lock()
-	return &d.t, nil
+	h := hashKey(key)
+	t := &d.shards[shardOf(h)&d.mask]
+	t.lock()
+	return t, h, nil
 }
 
-func (d *Dict) clock() clock { return clock{now: d.t.now} }
+// eachShard runs fn on every shard under its lock, stopping at an error.
+func (d *Dict) eachShard(fn func(t *table) error) error {
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	for i := range d.shards {
+		t := &d.shards[i]
+		t.lock()
+		err := fn(t)
+		t.mu.Unlock()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // Get returns the value of key and its user flags. A missing or expired key
 // gives ErrNotFound, a list ErrIsList. Get marks the item most recently
@@ -59,12 +90,12 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return Value{}, 0, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return Value{}, 0, err
 	}
 	defer t.mu.Unlock()
-	o, err := t.getLive(key)
+	o, err := t.getLive(key, h)
 	if err != nil {
 		return Value{}, 0, err
 	}
@@ -79,20 +110,20 @@ func (d *Dict) GetBytes(key string, buf []byte) ([]byte, Type, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return buf, TypeNil, 0, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return buf, TypeNil, 0, err
 	}
 	defer t.mu.Unlock()
-	o, err := t.getLive(key)
+	o, err := t.getLive(key, h)
 	if err != nil {
 		return buf, TypeNil, 0, err
 	}
 	return t.appendValue(buf, o), Type(t.u8(o + chType)), t.u32(o + chFlags), nil
 }
 
-func (t *table) getLive(key string) (uint32, error) {
-	o := t.find(key, hashKey(key))
+func (t *table) getLive(key string, h uint64) (uint32, error) {
+	o := t.find(key, h)
 	if o == 0 {
 		return 0, ErrNotFound
 	}
@@ -116,19 +147,19 @@ func (d *Dict) GetStale(key string) (v Value, flags uint32, stale bool, err erro
 	if err := checkKey(key); err != nil {
 		return Value{}, 0, false, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return Value{}, 0, false, err
 	}
 	defer t.mu.Unlock()
-	o := t.find(key, hashKey(key))
+	o := t.find(key, h)
 	if o == 0 {
 		return Value{}, 0, false, ErrNotFound
 	}
 	if Type(t.u8(o+chType)) == TypeList {
 		return Value{}, 0, false, ErrIsList
 	}
-	c := d.clock()
+	c := t.clock()
 	return t.value(o), t.u32(o + chFlags), t.expired(o, &c), nil
 }
 
@@ -189,14 +220,13 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	case ttl < 0:
 		return false, ErrBadExptime
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return false, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
+	c := t.clock()
 	t.sweep(&c, 2)
-	h := hashKey(key)
 	old := t.find(key, h)
 	live := old != 0 && !t.expired(old, &c)
 	switch {
@@ -255,14 +285,13 @@ func (d *Dict) Incr(key string, delta float64, init *float64, initTTL time.Durat
 	case initTTL < 0:
 		return 0, false, ErrBadExptime
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return 0, false, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
+	c := t.clock()
 	t.sweep(&c, 2)
-	h := hashKey(key)
 	old := t.find(key, h)
 	if old != 0 && !t.expired(old, &c) {
 		if Type(t.u8(old+chType)) != TypeNumber {
@@ -298,13 +327,13 @@ func (d *Dict) TTL(key string) (time.Duration, error) {
 	if err := checkKey(key); err != nil {
 		return 0, err
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return 0, err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
-	o := t.find(key, hashKey(key))
+	c := t.clock()
+	o := t.find(key, h)
 	if o == 0 || t.expired(o, &c) {
 		return 0, ErrNotFound
 	}
@@ -324,13 +353,13 @@ func (d *Dict) Expire(key string, ttl time.Duration) error {
 	if ttl < 0 {
 		return ErrBadExptime
 	}
-	t, err := d.begin()
+	t, h, err := d.lockKey(key)
 	if err != nil {
 		return err
 	}
 	defer t.mu.Unlock()
-	c := d.clock()
-	o := t.find(key, hashKey(key))
+	c := t.clock()
+	o := t.find(key, h)
 	if o == 0 || t.expired(o, &c) {
 		return ErrNotFound
 	}
@@ -342,101 +371,92 @@ func (d *Dict) Expire(key string, ttl time.Duration) error {
 // does: Get no longer sees them, GetStale may, and stores or FlushExpired
 // reclaim the memory.
 func (d *Dict) FlushAll() error {
-	t, err := d.begin()
-	if err != nil {
-		return err
-	}
-	defer t.mu.Unlock()
-	for o := t.u32(offLRUHead); o != 0; o = t.u32(o + chNext) {
-		t.store64(o+chExpire, 1)
-	}
-	return nil
+	return d.eachShard(func(t *table) error {
+		for o := t.u32(offLRUHead); o != 0; o = t.u32(o + chNext) {
+			t.store64(o+chExpire, 1)
+		}
+		return nil
+	})
 }
 
 // FlushExpired frees expired items, at most max of them (max <= 0: all),
 // and returns how many it freed.
 func (d *Dict) FlushExpired(max int) (int, error) {
-	t, err := d.begin()
-	if err != nil {
-		return 0, err
-	}
-	defer t.mu.Unlock()
-	c := d.clock()
 	n := 0
-	for o := t.u32(offLRUTail); o != 0 && (max <= 0 || n < max); {
-		prev := t.u32(o + chPrev)
-		if t.expired(o, &c) {
-			t.remove(o)
-			n++
+	err := d.eachShard(func(t *table) error {
+		c := t.clock()
+		for o := t.u32(offLRUTail); o != 0 && (max <= 0 || n < max); {
+			prev := t.u32(o + chPrev)
+			if t.expired(o, &c) {
+				t.remove(o)
+				n++
+			}
+			o = prev
 		}
-		o = prev
-	}
-	return n, nil
+		return nil
+	})
+	return n, err
 }
 
 // Keys returns up to max live keys (max <= 0: all), most recently used
-// first. ngx.shared.DICT's get_keys defaults to 1024; callers that mimic it
-// pass 1024. It holds the lock for the whole scan, so it stalls every
-// other user of a large dictionary.
+// first within each shard. ngx.shared.DICT's get_keys defaults to 1024;
+// callers that mimic it pass 1024. It holds each shard's lock while
+// scanning it, so it stalls other users of a large dictionary.
 func (d *Dict) Keys(max int) ([]string, error) {
-	t, err := d.begin()
-	if err != nil {
-		return nil, err
-	}
-	defer t.mu.Unlock()
-	c := d.clock()
 	var keys []string
-	for o := t.u32(offLRUHead); o != 0 && (max <= 0 || len(keys) < max); o = t.u32(o + chNext) {
-		if !t.expired(o, &c) {
-			keys = append(keys, string(t.keyAt(o)))
+	err := d.eachShard(func(t *table) error {
+		c := t.clock()
+		for o := t.u32(offLRUHead); o != 0 && (max <= 0 || len(keys) < max); o = t.u32(o + chNext) {
+			if !t.expired(o, &c) {
+				keys = append(keys, string(t.keyAt(o)))
+			}
 		}
-	}
-	return keys, nil
+		return nil
+	})
+	return keys, err
 }
 
 // Capacity returns the size in bytes of the dictionary's shared memory.
-func (d *Dict) Capacity() int { return len(d.t.data) }
+func (d *Dict) Capacity() int { return d.size }
 
 // FreeSpace returns the bytes in free chunks. Unlike OpenResty's it counts
 // every free chunk, not only whole free pages; a store can still fail if
-// no single free chunk is large enough.
-// After Close it returns 0.
+// no single free chunk of the key's shard is large enough. After Close it
+// returns 0.
 func (d *Dict) FreeSpace() int {
-	t, err := d.begin()
-	if err != nil {
-		return 0
-	}
-	defer t.mu.Unlock()
-	return int(t.u64(offFreeBytes))
+	n := 0
+	d.eachShard(func(t *table) error {
+		n += int(t.u64(offFreeBytes))
+		return nil
+	})
+	return n
 }
 
 // Stats are counters of a dictionary, for monitoring.
 type Stats struct {
 	Capacity   int    // bytes of shared memory
+	Shards     int    // independently locked parts
 	Heap       int    // bytes available to items
 	Free       int    // bytes in free chunks
 	Items      int    // stored items, expired ones not yet reclaimed included
 	Evictions  uint64 // live items evicted to make room
-	Recoveries uint64 // rebuilds after a process died holding the lock
-	Resets     uint64 // times the contents were unreadable and wiped
+	Recoveries uint64 // rebuilds after a process died holding a lock
+	Resets     uint64 // times a shard was unreadable and wiped
 	Dropped    uint64 // malformed items dropped by rebuilds
 }
 
 // Stats returns the dictionary's counters.
 func (d *Dict) Stats() (Stats, error) {
-	t, err := d.begin()
-	if err != nil {
-		return Stats{}, err
-	}
-	defer t.mu.Unlock()
-	return Stats{
-		Capacity:   len(t.data),
-		Heap:       int(t.heapLen),
-		Free:       int(t.u64(offFreeBytes)),
-		Items:      int(t.u64(offItems)),
-		Evictions:  t.u64(offEvictions),
-		Recoveries: t.u64(offRecoveries),
-		Resets:     t.u64(offResets),
-		Dropped:    t.u64(offDropped),
-	}, nil
+	st := Stats{Capacity: d.size, Shards: len(d.shards)}
+	err := d.eachShard(func(t *table) error {
+		st.Heap += int(t.heapLen)
+		st.Free += int(t.u64(offFreeBytes))
+		st.Items += int(t.u64(offItems))
+		st.Evictions += t.u64(offEvictions)
+		st.Recoveries += t.u64(offRecoveries)
+		st.Resets += t.u64(offResets)
+		st.Dropped += t.u64(offDropped)
+		return nil
+	})
+	return st, err
 }

@@ -137,9 +137,12 @@ func (t *table) checkItem(o uint32) error {
 	if uint64(align8(chKey+klen))+uint64(vlen) > uint64(size) {
 		return fmt.Errorf("%w: item at %d overruns its %d-byte chunk", ErrCorrupt, o, size)
 	}
-	k := t.keyAt(o)
-	if t.u32(o+chHash) != uint32(hashKey(string(k))>>32) {
+	h := hashKey(string(t.keyAt(o)))
+	if t.u32(o+chHash) != uint32(h>>32) {
 		return fmt.Errorf("%w: item at %d has a wrong key hash", ErrCorrupt, o)
+	}
+	if shardOf(h)&t.shardMask != t.shard {
+		return fmt.Errorf("%w: item at %d belongs in shard %d", ErrCorrupt, o, shardOf(h)&t.shardMask)
 	}
 	switch Type(t.u8(o + chType)) {
 	case TypeString:
@@ -198,16 +201,16 @@ func (t *table) repairList(o uint32) {
 // inconsistencies it finds, wrapped in ErrCorrupt; nil means the heap, the
 // index, the LRU list, the free lists and the counters all agree.
 func (d *Dict) Check() error {
-	t, err := d.begin()
-	if err != nil {
-		return err
-	}
-	defer t.mu.Unlock()
-	return t.check()
+	return d.eachShard(func(t *table) error {
+		if err := t.check(); err != nil {
+			return fmt.Errorf("shard %d: %w", t.shard, err)
+		}
+		return nil
+	})
 }
 
 func (t *table) check() error {
-	if err := validateHeader(t.data); err != nil {
+	if err := validateShard(t.data); err != nil {
 		return err
 	}
 	var errs []error

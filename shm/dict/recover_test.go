@@ -21,7 +21,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "half-written item",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				o, _ := tb.newItem("new", 100, true)
 				tb.writeItem(o, "new", hashKey("new"), TypeString, 100, 0, 0)
 				// killed before commit: linked, still stateAlloc
@@ -32,7 +32,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "replacement committed, old not removed",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				o, _ := tb.newItem("a", 3, true)
 				tb.writeItem(o, "a", hashKey("a"), TypeString, 3, 0, 0)
 				tb.putValue(o, String("new"))
@@ -43,7 +43,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "removal cut short after unlinking",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				o := tb.find("b", hashKey("b"))
 				tb.unlinkHash(o)
 				tb.lruUnlink(o)
@@ -54,7 +54,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "split cut short",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				for c := tb.maxClass; c > 0; c-- {
 					if o := tb.u32(offFreeLists + 4*uint32(c)); o != 0 {
 						half := o + classSize(c-1)
@@ -71,7 +71,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "list push published, count not stored",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				o := tb.find("l", hashKey("l"))
 				vo := tb.valOff(o)
 				tb.put32(vo+lsCount, tb.u32(vo+lsCount)-1)
@@ -81,7 +81,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "garbage LRU and bucket links",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				for o := tb.u32(offLRUHead); o != 0; {
 					next := tb.u32(o + chNext)
 					tb.put32(o+chPrev, 12345)
@@ -96,7 +96,7 @@ func TestRecoverCrashStates(t *testing.T) {
 		{
 			name: "torn list element",
 			crash: func(t *testing.T, d *Dict) {
-				tb := &d.t
+				tb := &d.shards[0]
 				o := tb.find("l", hashKey("l"))
 				vo := tb.valOff(o)
 				tb.put32(vo+tb.u32(vo+lsHead), 0xffffff01)
@@ -150,7 +150,7 @@ func TestRecoverUnreadableHeap(t *testing.T) {
 	d.Set("a", String("A"), 0, 0)
 	free0 := d.FreeSpace()
 	mu.Lock(context.Background())
-	d.t.put8(d.t.heap+chClass, 200)
+	d.shards[0].put8(d.shards[0].heap+chClass, 200)
 	mu.Unlock()
 	if err := d.Check(); err == nil {
 		t.Fatal("Check passed a broken heap")
@@ -179,12 +179,18 @@ func FuzzLayout(f *testing.F) {
 	f.Add([]byte{0x40, 0x03, 0x19})                   // a chunk class in the heap
 	f.Add([]byte{0x41, 0x03, 0x02, 0x48, 0x03, 0xff}) // chunk state, hash link
 	f.Add([]byte{0x80, 0x00, 0x05, 0x90, 0x00, 0x01}) // LRU head, item count
-	base := make([]byte, MinCapacity)
-	if err := initRegion(base); err != nil {
+	base := make([]byte, 2*MinCapacity)
+	if err := initRegion(base, 2); err != nil {
 		f.Fatal(err)
 	}
+	mu := &procMutex{}
+	lockAt := func([]byte) locker { return mu }
+	opts := &Options{Logger: discardLogger()}
 	{
-		d := newDict("fuzz", base, &procMutex{}, &Options{Logger: discardLogger()})
+		d, err := newDict("fuzz", base, lockAt, opts)
+		if err != nil {
+			f.Fatal(err)
+		}
 		for i := 0; i < 20; i++ {
 			d.Set(fmt.Sprint("k", i), String(strings.Repeat("v", i*7)), 0, uint32(i))
 			d.RPush("list", Number(float64(i)))
@@ -197,55 +203,71 @@ func FuzzLayout(f *testing.F) {
 			off := int(binary.LittleEndian.Uint16(muts[i:])) % len(data)
 			data[off] = muts[i+2]
 		}
-		if err := validateHeader(data); err != nil {
+		d, err := newDict("fuzz", data, lockAt, opts)
+		if err != nil {
 			return // refused
 		}
-		d := newDict("fuzz", data, &procMutex{}, &Options{Logger: discardLogger()})
-		_ = d.t.check()
-		if _, _, err := d.t.rebuild(); err != nil {
-			return // the lock's recovery would reset the heap
-		}
-		if err := d.t.check(); err != nil {
-			t.Fatalf("check after rebuild: %v", err)
+		for i := range d.shards {
+			tb := &d.shards[i]
+			_ = tb.check()
+			if _, _, err := tb.rebuild(); err != nil {
+				tb.resetHeap() // what the lock's recovery does
+			}
+			if err := tb.check(); err != nil {
+				t.Fatalf("shard %d: check after rebuild: %v", i, err)
+			}
 		}
 		// The rebuilt dictionary is usable.
 		d.Set("after", String("x"), 0, 0)
 		if v, _, err := d.Get("after"); err != nil || v != String("x") {
 			t.Fatalf("Get after rebuild = %v, %v", v, err)
 		}
-		if err := d.t.check(); err != nil {
+		if err := d.Check(); err != nil {
 			t.Fatalf("check after use: %v", err)
 		}
 	})
 }
 
-func TestValidateHeader(t *testing.T) {
-	good := make([]byte, MinCapacity)
-	if err := initRegion(good); err != nil {
+func TestValidateRegion(t *testing.T) {
+	good := make([]byte, 4*MinCapacity)
+	if err := initRegion(good, 2); err != nil {
 		t.Fatal(err)
 	}
+	shard1 := regionHdrSize + shardSize(len(good), 2)
 	tests := []struct {
 		name string
 		mod  func(b []byte) []byte
 	}{
 		{"zeroed", func(b []byte) []byte { return make([]byte, len(b)) }},
-		{"short", func(b []byte) []byte { return b[:100] }},
+		{"short", func(b []byte) []byte { return b[:40] }},
 		{"magic", func(b []byte) []byte { b[0] ^= 1; return b }},
-		{"version", func(b []byte) []byte { b[offVersion] = 2; return b }},
+		{"version", func(b []byte) []byte { b[offRVersion] = 2; return b }},
 		{"capacity", func(b []byte) []byte { return append(b, make([]byte, 64)...) }},
-		{"buckets", func(b []byte) []byte { b[offNBuckets] ^= 0x10; return b }},
-		{"heap", func(b []byte) []byte { b[offHeap] ^= 0x40; return b }},
+		{"shards", func(b []byte) []byte { b[offRShards] = 3; return b }},
+		{"shard size", func(b []byte) []byte { b[offRShardSize] ^= 0x40; return b }},
+		{"shard magic", func(b []byte) []byte { b[shard1] ^= 1; return b }},
+		{"shard version", func(b []byte) []byte { b[shard1+offVersion] = 2; return b }},
+		{"shard capacity", func(b []byte) []byte { b[shard1+offCapacity] ^= 0x40; return b }},
+		{"buckets", func(b []byte) []byte { b[shard1+offNBuckets] ^= 0x10; return b }},
+		{"heap", func(b []byte) []byte { b[shard1+offHeap] ^= 0x40; return b }},
 	}
 	for _, tt := range tests {
 		b := tt.mod(append([]byte(nil), good...))
-		if err := validateHeader(b); err == nil || !strings.HasPrefix(err.Error(), ErrCorrupt.Error()) {
-			t.Errorf("%s: validateHeader = %v", tt.name, err)
+		if _, _, err := validateRegion(b); err == nil || !strings.Contains(err.Error(), ErrCorrupt.Error()) {
+			t.Errorf("%s: validateRegion = %v", tt.name, err)
 		}
 	}
-	if err := validateHeader(good); err != nil {
-		t.Fatal(err)
+	if n, _, err := validateRegion(good); err != nil || n != 2 {
+		t.Fatal(n, err)
 	}
-	if err := initRegion(make([]byte, MinCapacity-64)); err == nil {
-		t.Error("initRegion accepted a region below MinCapacity")
+	for _, tt := range []struct{ size, shards int }{{MinCapacity - 64, 1}, {MinCapacity, 3}, {MinCapacity, 4}, {1 << 20, 32}} {
+		if err := initRegion(make([]byte, tt.size), tt.shards); err == nil {
+			t.Errorf("initRegion(%d bytes, %d shards) succeeded", tt.size, tt.shards)
+		}
+	}
+	for _, tt := range []struct{ capacity, want int }{{MinCapacity, 1}, {8<<20 - 1, 1}, {8 << 20, 2}, {64 << 20, 16}, {1 << 30, 16}} {
+		if got := defaultShards(tt.capacity); got != tt.want {
+			t.Errorf("defaultShards(%d) = %d, want %d", tt.capacity, got, tt.want)
+		}
 	}
 }

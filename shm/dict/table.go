@@ -26,6 +26,8 @@ type table struct {
 	log  *slog.Logger
 	now  func() int64 // Unix milliseconds
 
+	shard, shardMask uint32 // this table's index among the shards, count-1
+
 	// geometry, copied from the validated header
 	mask     uint32
 	buckets  uint32
@@ -64,6 +66,12 @@ func (c *clock) get() int64 {
 	}
 	return c.ms
 }
+
+func (t *table) clock() clock { return clock{now: t.now} }
+
+// shardOf picks a key's shard from the top bits of its hash, which neither
+// the bucket index (low bits) nor, mostly, the stored hash use.
+func shardOf(h uint64) uint32 { return uint32(h >> 60) }
 
 func wallMillis() int64 { return time.Now().UnixMilli() }
 
