@@ -17,16 +17,16 @@ const (
 	// region header: the dictionary is split into shards, each a table
 	// with its own lock, so that processes working on different keys do
 	// not contend.
-	regionMagic    = 0x5254434944575250 // "PRWDICTR" read as a little-endian uint64
-	offRMagic      = 0                  // u64
-	offRVersion    = 8                  // u32
-	offRShards     = 12                 // u32: power of two, 1..maxShards
-	offRCapacity   = 16                 // u64: length of the region
-	offRShardSize  = 24                 // u64: bytes per shard, multiple of 64
-	regionHdrSize  = 64                 // shards follow, back to back
-	maxShards      = 16
-	minShardSize   = 8 << 10
-	shardPerMiB    = 4 // default: one shard per this many MiB of capacity
+	regionMagic   = 0x5254434944575250 // "PRWDICTR" read as a little-endian uint64
+	offRMagic     = 0                  // u64
+	offRVersion   = 8                  // u32
+	offRShards    = 12                 // u32: power of two, 1..maxShards
+	offRCapacity  = 16                 // u64: length of the region
+	offRShardSize = 24                 // u64: bytes per shard, multiple of 64
+	regionHdrSize = 64                 // shards follow, back to back
+	maxShards     = 16
+	minShardSize  = 8 << 10
+	shardPerMiB   = 4 // default: one shard per this many MiB of capacity
 
 	shardMagic = 0x3154434944575250 // "PRWDICT1" read as a little-endian uint64
 
