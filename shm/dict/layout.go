@@ -253,3 +253,6 @@ func (t *table) store64(o uint32, v uint64) {
 	_ = t.data[o+7]
 	atomic.StoreUint64((*uint64)(unsafe.Pointer(&t.data[o])), v)
 }
+
+func get32(c *[chKey]byte, f int) uint32    { return binary.LittleEndian.Uint32(c[f:]) }
+func put32(c *[chKey]byte, f int, v uint32) { binary.LittleEndian.PutUint32(c[f:], v) }

@@ -2,6 +2,7 @@ package dict
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"math"
 	"math/bits"
@@ -212,13 +213,19 @@ func (t *table) keyAt(o uint32) []byte {
 
 func (t *table) valOff(o uint32) uint32 { return o + align8(chKey+t.u32(o+chKeyLen)) }
 
+// hdr returns the fixed header of the chunk at o, bounds-checked once so
+// that field accesses through it need no further checks.
+func (t *table) hdr(o uint32) *[chKey]byte { return (*[chKey]byte)(t.data[o : o+chKey]) }
+
 func (t *table) find(key string, h uint64) uint32 {
 	h32 := uint32(h >> 32)
-	for o := t.u32(t.bucket(h)); o != 0; o = t.u32(o + chHNext) {
-		if t.u32(o+chHash) == h32 && t.u32(o+chKeyLen) == uint32(len(key)) &&
+	for o := t.u32(t.bucket(h)); o != 0; {
+		c := t.hdr(o)
+		if get32(c, chHash) == h32 && get32(c, chKeyLen) == uint32(len(key)) &&
 			string(t.data[o+chKey:o+chKey+uint32(len(key))]) == key {
 			return o
 		}
+		o = get32(c, chHNext)
 	}
 	return 0
 }
@@ -249,10 +256,11 @@ func (t *table) unlinkHashed(o uint32, h uint64) {
 
 func (t *table) lruPushFront(o uint32) {
 	head := t.u32(offLRUHead)
-	t.put32(o+chPrev, 0)
-	t.put32(o+chNext, head)
+	c := t.hdr(o)
+	put32(c, chPrev, 0)
+	put32(c, chNext, head)
 	if head != 0 {
-		t.put32(head+chPrev, o)
+		put32(t.hdr(head), chPrev, o)
 	} else {
 		t.put32(offLRUTail, o)
 	}
@@ -260,16 +268,17 @@ func (t *table) lruPushFront(o uint32) {
 }
 
 func (t *table) lruUnlink(o uint32) {
-	prev, next := t.u32(o+chPrev), t.u32(o+chNext)
+	c := t.hdr(o)
+	prev, next := get32(c, chPrev), get32(c, chNext)
 	if prev == 0 {
 		t.put32(offLRUHead, next)
 	} else {
-		t.put32(prev+chNext, next)
+		put32(t.hdr(prev), chNext, next)
 	}
 	if next == 0 {
 		t.put32(offLRUTail, prev)
 	} else {
-		t.put32(next+chPrev, prev)
+		put32(t.hdr(next), chPrev, prev)
 	}
 }
 
@@ -345,18 +354,21 @@ func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible 
 // writes the value) and links it into the index and the LRU head. The item
 // becomes part of the dictionary when commit marks it live.
 func (t *table) writeItem(o uint32, key string, h uint64, typ Type, vlen, flags uint32, expire int64) {
-	t.put8(o+chType, uint8(typ))
-	t.put8(o+3, 0)
-	t.put32(o+chFlags, flags)
-	t.put32(o+chKeyLen, uint32(len(key)))
-	t.put32(o+chValLen, vlen)
-	t.put32(o+chHash, uint32(h>>32))
-	t.put64(o+chExpire, uint64(expire))
+	c := t.hdr(o)
+	c[chType] = uint8(typ)
+	c[3] = 0
+	put32(c, chFlags, flags)
+	put32(c, chKeyLen, uint32(len(key)))
+	put32(c, chValLen, vlen)
+	put32(c, chHash, uint32(h>>32))
+	binary.LittleEndian.PutUint64(c[chExpire:], uint64(expire))
 	seq := t.u64(offSeq) + 1
 	t.put64(offSeq, seq)
-	t.put64(o+chSeq, seq)
+	binary.LittleEndian.PutUint64(c[chSeq:], seq)
 	copy(t.data[o+chKey:], key)
-	t.linkHash(o, h)
+	b := t.bucket(h)
+	put32(c, chHNext, t.u32(b))
+	t.put32(b, o)
 	t.lruPushFront(o)
 }
 
