@@ -1,0 +1,163 @@
+//go:build linux
+
+package dict
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Child processes re-run the test binary with childEnv naming their role;
+// TestMain dispatches them before any test runs.
+const childEnv = "PROCWIRE_DICT_CHILD"
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role, os.Getenv("PROCWIRE_DICT_NAME"), os.Args))
+	}
+	os.Exit(m.Run())
+}
+
+// startChild starts this test binary in a child role on dictionary name.
+// Its stdout is returned for acknowledgements; stdin closing tells
+// long-running roles to stop.
+func startChild(t testing.TB, role, name string, args ...string) (*exec.Cmd, io.WriteCloser, *bufio.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), childEnv+"="+role, "PROCWIRE_DICT_NAME="+name)
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, stdin, bufio.NewReader(stdout)
+}
+
+// runChild runs one child role and returns its exit status.
+func runChild(role, name string, args []string) int {
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		return 3
+	}
+	defer d.Close()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	switch role {
+	case "incr":
+		// Increment a shared counter n times, then report.
+		n, _ := strconv.Atoi(args[len(args)-1])
+		one := 0.0
+		for i := 0; i < n; i++ {
+			if _, _, err := d.Incr("counter", 1, &one, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "child incr:", err)
+				return 4
+			}
+			k := fmt.Sprintf("p%d-%d", os.Getpid(), i%50)
+			if _, err := d.Set(k, Number(float64(i)), 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "child set:", err)
+				return 4
+			}
+			if v, _, err := d.Get(k); err != nil || v != Number(float64(i)) {
+				fmt.Fprintln(os.Stderr, "child get:", v, err)
+				return 4
+			}
+		}
+		fmt.Fprintln(out, "done")
+	case "hammer":
+		// Acknowledge every increment of the shared counters on stdout
+		// (one byte, unbuffered), mixed with sets with TTLs and list
+		// pushes and pops, until killed.
+		zero := 0.0
+		ack := []byte{'i'}
+		for i := 0; ; i++ {
+			if _, _, err := d.Incr("ctr", 1, &zero, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "hammer incr:", err)
+				return 4
+			}
+			if _, err := os.Stdout.Write(ack); err != nil {
+				return 0
+			}
+			k := "t" + strconv.Itoa(i%200)
+			if _, err := d.Set(k, String(strings.Repeat("x", i%300)), time.Duration(i%5)*time.Millisecond, uint32(i)); err != nil {
+				fmt.Fprintln(os.Stderr, "hammer set:", err)
+				return 4
+			}
+			l := "list" + strconv.Itoa(i%3)
+			if _, err := d.RPush(l, String(k)); err != nil && err != ErrNoMemory {
+				fmt.Fprintln(os.Stderr, "hammer rpush:", err)
+				return 4
+			}
+			if i%2 == 0 {
+				if _, err := d.LPop(l); err != nil && err != ErrNotFound {
+					fmt.Fprintln(os.Stderr, "hammer lpop:", err)
+					return 4
+				}
+			}
+			if i%97 == 0 {
+				d.FlushExpired(10)
+			}
+		}
+	case "bench":
+		// Get and Set as fast as possible until stdin closes; report ops.
+		keys := benchKeys(1024)
+		// Start on the first byte from stdin, stop when it closes.
+		var go1 [1]byte
+		if _, err := io.ReadFull(os.Stdin, go1[:]); err != nil {
+			return 5
+		}
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		buf := make([]byte, 0, 256)
+		n := 0
+		start := time.Now()
+		for {
+			for j := 0; j < 1024; j++ {
+				if j&1 == 0 {
+					d.Set(keys[j], benchValue, 0, 0)
+				} else {
+					buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
+				}
+			}
+			n += 1024
+			select {
+			case <-stop:
+				fmt.Fprintln(out, n, time.Since(start).Seconds())
+				return 0
+			default:
+			}
+		}
+	default:
+		fmt.Fprintln(os.Stderr, "unknown child role", role)
+		return 2
+	}
+	return 0
+}
+
+// testName returns a dictionary name unique to the test and process, and
+// removes the dictionary when the test ends.
+func testName(t testing.TB) string {
+	t.Helper()
+	name := fmt.Sprintf("dicttest.%s.%d", strings.NewReplacer("/", ".", " ", "_").Replace(t.Name()), os.Getpid())
+	t.Cleanup(func() {
+		Remove(name)
+		if _, err := os.Stat("/dev/shm/procwire." + name); err == nil {
+			t.Errorf("segment %s left in /dev/shm", name)
+		}
+	})
+	return name
+}

@@ -1,0 +1,333 @@
+//go:build linux
+
+package dict
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/procwire/procwire/shm"
+)
+
+func TestOpenAttach(t *testing.T) {
+	name := testName(t)
+	if _, err := Attach(name, nil); !errors.Is(err, shm.ErrNotFound) {
+		t.Fatalf("Attach(missing) = %v", err)
+	}
+	a, err := Open(name, 1<<20, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if fi, err := os.Stat("/dev/shm/procwire." + name); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("segment mode: %v %v", fi, err)
+	}
+	if _, err := a.Set("k", String("v"), 0, 3); err != nil {
+		t.Fatal(err)
+	}
+	b, err := Attach(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if v, fl, err := b.Get("k"); err != nil || v != String("v") || fl != 3 {
+		t.Fatalf("Get through second mapping = %v %v %v", v, fl, err)
+	}
+	if b.Capacity() != 1<<20 {
+		t.Fatalf("Capacity = %d", b.Capacity())
+	}
+	if err := b.Check(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []int{0, MinCapacity - 1} {
+		if _, err := Open(name+"x", c, nil); err == nil {
+			t.Errorf("Open(capacity %d) succeeded", c)
+		}
+	}
+	if _, err := Open("../etc", 1<<20, nil); !errors.Is(err, shm.ErrInvalidName) {
+		t.Errorf("Open(bad name) = %v", err)
+	}
+}
+
+func TestOpenRefusesOtherKind(t *testing.T) {
+	name := testName(t)
+	seg, err := shm.Open(name, 1<<20, &shm.Options{Kind: shm.KindRaw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seg.Close()
+	if _, err := Open(name, 1<<20, nil); !errors.Is(err, shm.ErrIncompatible) {
+		t.Fatalf("Open(raw segment) = %v, want ErrIncompatible", err)
+	}
+}
+
+// TestProcesses has several processes increment one counter and work on
+// their own keys at the same time.
+func TestProcesses(t *testing.T) {
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const children, each = 3, 3000
+	var outs []*bufio.Reader
+	var cmds []interface{ Wait() error }
+	for i := 0; i < children; i++ {
+		cmd, stdin, out := startChild(t, "incr", name, strconv.Itoa(each))
+		stdin.Close()
+		cmds = append(cmds, cmd)
+		outs = append(outs, out)
+	}
+	one := 0.0
+	for i := 0; i < each; i++ {
+		if _, _, err := d.Incr("counter", 1, &one, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, cmd := range cmds {
+		line, _ := outs[i].ReadString('\n')
+		if err := cmd.Wait(); err != nil || line != "done\n" {
+			t.Fatalf("child %d: %v, %q", i, err, line)
+		}
+	}
+	if v, _, err := d.Get("counter"); err != nil || v != Number((children+1)*each) {
+		t.Fatalf("counter = %v, %v; want %d", v, err, (children+1)*each)
+	}
+	if err := d.Check(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCrashKill is issue 3's crash test: children hammer the dictionary
+// (incr on a shared counter, sets with TTLs, list pushes and pops) and are
+// killed with SIGKILL at random moments, many times. Afterwards nobody is
+// stuck, Check finds nothing and the counter matches the acknowledged
+// increments: acked <= counter <= acked + kills, since an increment
+// whose acknowledgement was not received may or may not have landed.
+func TestCrashKill(t *testing.T) {
+	rounds := 50 // two children killed per round
+	if testing.Short() {
+		rounds = 10
+	}
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	r := rand.New(rand.NewPCG(uint64(os.Getpid()), 3))
+	acked, kills := 0, 0
+	for round := 0; round < rounds; round++ {
+		type child struct {
+			kill, wait func()
+			done       chan int
+		}
+		var cs []child
+		for i := 0; i < 2; i++ {
+			cmd, stdin, out := startChild(t, "hammer", name)
+			defer stdin.Close()
+			started := make(chan struct{})
+			done := make(chan int, 1)
+			go func() {
+				n := 0
+				buf := make([]byte, 4096)
+				for {
+					k, err := out.Read(buf)
+					if n == 0 && k > 0 {
+						close(started)
+					}
+					n += k
+					if err != nil {
+						if n == 0 {
+							close(started)
+						}
+						done <- n
+						return
+					}
+				}
+			}()
+			select {
+			case <-started:
+			case <-time.After(30 * time.Second):
+				t.Fatal("child never acknowledged an increment: dictionary stuck?")
+			}
+			cs = append(cs, child{kill: func() { cmd.Process.Signal(syscall.SIGKILL) }, wait: func() { cmd.Wait() }, done: done})
+		}
+		for _, c := range cs {
+			time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
+			c.kill()
+			kills++
+			// Read every acknowledgement before Wait closes the pipe.
+			select {
+			case n := <-c.done:
+				acked += n
+			case <-time.After(30 * time.Second):
+				t.Fatal("child output never ended")
+			}
+			c.wait()
+		}
+	}
+	// Nobody is stuck: the lock comes back even if the last child died
+	// holding it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- d.Check() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Check did not get the lock within 30s")
+	}
+	v, _, err := d.Get("ctr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := v.Number()
+	if int(got) < acked || int(got) > acked+kills {
+		t.Fatalf("counter %v, acknowledged %d, kills %d", got, acked, kills)
+	}
+	st, _ := d.Stats()
+	t.Logf("kills %d, acked increments %d, counter %v, stats %+v", kills, acked, got, st)
+	for i := 0; i < 3; i++ {
+		if n, err := d.LLen("list" + strconv.Itoa(i)); err != nil || n < 0 {
+			t.Fatalf("LLen = %d, %v", n, err)
+		}
+	}
+}
+
+func BenchmarkGet(b *testing.B) {
+	d, err := Open(testName(b), 64<<20, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	benchGet(b, d)
+}
+
+func BenchmarkSet(b *testing.B) {
+	d, err := Open(testName(b), 64<<20, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	benchSet(b, d)
+}
+
+// BenchmarkTwoProcesses runs half Sets, half Gets in this process and in a
+// child process at once, and reports the total throughput of both.
+func BenchmarkTwoProcesses(b *testing.B) {
+	name := testName(b)
+	d, err := Open(name, 64<<20, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	keys := benchKeys(1024)
+	for _, k := range keys {
+		d.Set(k, benchValue, 0, 0)
+	}
+	cmd, stdin, out := startChild(b, "bench", name)
+	stdin.Write([]byte{1}) // start the child's loop
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; b.Loop(); i++ {
+		j := i & 1023
+		if j&1 == 0 {
+			d.Set(keys[j], benchValue, 0, 0)
+		} else {
+			buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
+		}
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	// The child reports its own operations and time; its rate, measured
+	// while it ran alongside this loop, adds to ours.
+	stdin.Close()
+	line, _ := out.ReadString('\n')
+	cmd.Wait()
+	var childOps int
+	var childSecs float64
+	if _, err := fmt.Sscan(line, &childOps, &childSecs); err != nil || childSecs <= 0 {
+		b.Fatalf("child report %q: %v", line, err)
+	}
+	parent := float64(b.N) / elapsed.Seconds()
+	child := float64(childOps) / childSecs
+	b.ReportMetric(parent, "parent-ops/s")
+	b.ReportMetric(child, "child-ops/s")
+	b.ReportMetric(parent+child, "total-ops/s")
+}
+
+func ExampleDict() {
+	name := fmt.Sprintf("example.%d", os.Getpid())
+	d, err := Open(name, 1<<20, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer Remove(name)
+	defer d.Close()
+
+	d.Set("greeting", String("hello"), time.Minute, 0)
+	v, flags, err := d.Get("greeting")
+	fmt.Println(v, flags, err)
+
+	one := 0.0
+	n, _, _ := d.Incr("hits", 1, &one, 0)
+	n, _, _ = d.Incr("hits", 1, nil, 0)
+	fmt.Println(n)
+
+	_, err = d.Add("greeting", String("again"), 0, 0)
+	fmt.Println(err)
+
+	_, _, err = d.Get("missing")
+	fmt.Println(errors.Is(err, ErrNotFound), err)
+	// Output:
+	// hello 0 <nil>
+	// 2
+	// exists
+	// true not found
+}
+
+func ExampleDict_RPush() {
+	name := fmt.Sprintf("example-list.%d", os.Getpid())
+	d, err := Open(name, 1<<20, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer Remove(name)
+	defer d.Close()
+
+	d.RPush("jobs", String("a"))
+	d.RPush("jobs", Number(2))
+	n, _ := d.LPush("jobs", String("first"))
+	fmt.Println("length", n)
+	for {
+		v, err := d.LPop("jobs")
+		if err != nil {
+			fmt.Println(err)
+			break
+		}
+		fmt.Println(v.Type(), v)
+	}
+	// Output:
+	// length 3
+	// string first
+	// string a
+	// number 2
+	// not found
+}
