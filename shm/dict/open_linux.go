@@ -4,6 +4,7 @@ package dict
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/procwire/procwire/shm"
 )
@@ -60,6 +61,11 @@ func attach(name string, seg *shm.Segment, err error, opts *Options) (*Dict, err
 	if err != nil {
 		seg.Close()
 		return nil, fmt.Errorf("dict: open %q: %w", name, err)
+	}
+	for i := range d.shards {
+		t := &d.shards[i]
+		// The lock word is the first 8 bytes of a shm.Mutex (docs/shm.md).
+		t.word = (*uint64)(unsafe.Pointer(&t.data[offMutex]))
 	}
 	d.close = seg.Close
 	return d, nil

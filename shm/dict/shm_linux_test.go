@@ -225,8 +225,9 @@ func BenchmarkSet(b *testing.B) {
 	benchSet(b, d)
 }
 
-// BenchmarkTwoProcesses runs half Sets, half Gets in this process and in a
-// child process at once, and reports the total throughput of both.
+// BenchmarkTwoProcesses runs half Sets, half Gets of random keys in this
+// process and in a child process at once, and reports the total throughput
+// of both.
 func BenchmarkTwoProcesses(b *testing.B) {
 	name := testName(b)
 	d, err := Open(name, 64<<20, nil)
@@ -244,8 +245,12 @@ func BenchmarkTwoProcesses(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	for i := 0; b.Loop(); i++ {
-		j := i & 1023
+	x := uint64(0x9e3779b97f4a7c15) // xorshift: keys in random order
+	for b.Loop() {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		j := int(x & 1023)
 		if j&1 == 0 {
 			d.Set(keys[j], benchValue, 0, 0)
 		} else {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/bits"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -24,6 +25,7 @@ type locker interface {
 type table struct {
 	data []byte
 	mu   locker
+	word *uint64 // shm.Mutex's lock word (docs/shm.md), for spinning; nil: no spin
 	log  *slog.Logger
 	now  func() int64 // Unix milliseconds
 
@@ -48,11 +50,22 @@ func (t *table) setGeometry() {
 // lock takes the lock and, if its holder died, rebuilds the derived
 // structures before anyone uses them.
 func (t *table) lock() {
+	if t.word != nil {
+		// Critical sections here last tens of nanoseconds, while
+		// shm.Mutex puts a contended caller to sleep on a futex at once,
+		// which costs microseconds: wait briefly for the word to clear
+		// (0 = unlocked) before taking the lock.
+		for i := 0; i < lockSpin && atomic.LoadUint64(t.word) != 0; i++ {
+		}
+	}
 	recovered, _ := t.mu.Lock(context.Background())
 	if recovered {
 		t.recover()
 	}
 }
+
+// lockSpin bounds the wait before sleeping: a few microseconds.
+const lockSpin = 2000
 
 // clock reads the time at most once per operation, and only if an item
 // with a TTL is involved: reading it costs as much as the rest of a Get.
