@@ -600,3 +600,44 @@ func TestGoroutines(t *testing.T) {
 		t.Fatalf("n = %v", v)
 	}
 }
+
+func TestShards(t *testing.T) {
+	d, _, _ := newMemDict(t, 16<<20)
+	if len(d.shards) != 4 {
+		t.Fatalf("%d shards for 16 MiB", len(d.shards))
+	}
+	const n = 4000
+	for i := 0; i < n; i++ {
+		if _, err := d.Set(fmt.Sprint("key", i), Number(float64(i)), 0, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	used := 0
+	for i := range d.shards {
+		if d.shards[i].u64(offItems) > 0 {
+			used++
+		}
+	}
+	if used != 4 {
+		t.Errorf("keys landed in %d of 4 shards", used)
+	}
+	for i := 0; i < n; i += 97 {
+		if v, _, err := d.Get(fmt.Sprint("key", i)); err != nil || v != Number(float64(i)) {
+			t.Fatalf("Get(key%d) = %v, %v", i, v, err)
+		}
+	}
+	if keys, _ := d.Keys(0); len(keys) != n {
+		t.Errorf("Keys(0) = %d keys", len(keys))
+	}
+	if keys, _ := d.Keys(10); len(keys) != 10 {
+		t.Errorf("Keys(10) = %d keys", len(keys))
+	}
+	st, _ := d.Stats()
+	if st.Shards != 4 || st.Items != n || st.Capacity != 16<<20 || st.Free != d.FreeSpace() {
+		t.Errorf("Stats = %+v", st)
+	}
+	d.FlushAll()
+	if got, _ := d.FlushExpired(0); got != n {
+		t.Errorf("FlushExpired = %d", got)
+	}
+}

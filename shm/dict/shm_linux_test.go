@@ -336,3 +336,33 @@ func ExampleDict_RPush() {
 	// number 2
 	// not found
 }
+
+func TestOpenShardsOption(t *testing.T) {
+	name := testName(t)
+	for _, n := range []int{3, 32, -1} {
+		if _, err := Open(name, 1<<20, &Options{Shards: n}); err == nil {
+			t.Errorf("Open with %d shards succeeded", n)
+		}
+	}
+	d, err := Open(name, 1<<20, &Options{Shards: 4, Mode: 0o640})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if fi, err := os.Stat("/dev/shm/procwire." + name); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("segment mode: %v %v", fi, err)
+	}
+	st, _ := d.Stats()
+	if st.Shards != 4 {
+		t.Fatalf("Shards = %d", st.Shards)
+	}
+	// An attacher uses the creator's shard count.
+	e, err := Open(name, 1<<20, &Options{Shards: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if st, _ := e.Stats(); st.Shards != 4 {
+		t.Fatalf("attacher sees %d shards", st.Shards)
+	}
+}
