@@ -16,7 +16,7 @@ Commands:
   set [-ttl D] [-flags N] [-type string|number|bool] KEY VALUE
   incr [-init N] [-ttl D] KEY [DELTA]   print the new value (DELTA defaults to 1)
   del KEY
-  keys [-max N]                print live keys, most recently used first (0 = all)
+  keys [-max N]                print live keys, most recently written first (0 = all)
   ttl KEY                      print the time left (0s = never expires)
   stats                        print capacity, free space and counters
   check                        verify the whole structure

@@ -402,6 +402,7 @@ func TestEvictionLRU(t *testing.T) {
 	if st.Evictions != 1 {
 		t.Errorf("Evictions = %d", st.Evictions)
 	}
+
 	// Same-size overwrite of a full dictionary needs no eviction.
 	if forcible, err := d.Set(keys[5], String(strings.Repeat("w", 150)), 0, 0); err != nil || forcible {
 		t.Fatalf("overwrite when full = %v %v", forcible, err)
@@ -639,5 +640,39 @@ func TestShards(t *testing.T) {
 	d.FlushAll()
 	if got, _ := d.FlushExpired(0); got != n {
 		t.Errorf("FlushExpired = %d", got)
+	}
+}
+
+// TestEvictionSecondChance: items read since they were last at the LRU
+// head are kept over items not read.
+func TestEvictionSecondChance(t *testing.T) {
+	d, _, _ := newMemDict(t, MinCapacity)
+	val := String(strings.Repeat("v", 150))
+	var keys []string
+	for i := 0; ; i++ {
+		k := fmt.Sprintf("k%03d", i)
+		if err := d.SafeSet(k, val, 0, 0); err != nil {
+			break
+		}
+		keys = append(keys, k)
+	}
+	// Read keys 0..9; store ten more: keys 10..19, never read, go first.
+	for _, k := range keys[:10] {
+		d.Get(k)
+	}
+	for i := 0; i < 10; i++ {
+		if f, err := d.Set(fmt.Sprint("more", i), val, 0, 0); err != nil || !f {
+			t.Fatalf("Set = %v, %v", f, err)
+		}
+	}
+	for _, k := range keys[10:20] {
+		if _, _, _, err := d.GetStale(k); err != ErrNotFound {
+			t.Errorf("unread key %s kept", k)
+		}
+	}
+	for _, k := range keys[:10] {
+		if _, _, err := d.Get(k); err != nil {
+			t.Errorf("read key %s evicted", k)
+		}
 	}
 }

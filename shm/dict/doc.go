@@ -62,6 +62,14 @@
 // LRU tail, unexpired ones too, and reports forcible; SafeSet, SafeAdd and
 // the list pushes never evict.
 //
+// Eviction is least recently used first, approximated the CLOCK way: a
+// write puts its item at the head of the LRU list, a read only marks the
+// item referenced (OpenResty moves it to the head, which makes every read
+// write to four items), and eviction gives a referenced tail item a second
+// pass at the head instead of evicting it. Items never read go in the
+// order they were written; items read since they were last at the head
+// outlive them.
+//
 // The layout is little-endian with 32-bit offsets: capacity is limited to
 // MaxCapacity (4 GiB), keys to MaxKeyLen (65535) bytes. Dictionaries need
 // Linux (shared memory and futexes); elsewhere Open returns an error.

@@ -61,6 +61,7 @@ const (
 	chClass    = 0  // u8: chunk size is 64 << class
 	chState    = 1  // u8: stateFree, stateAlloc, stateLive
 	chType     = 2  // u8: Type of the value
+	chRef      = 3  // u8: 1 = read since it was last at the LRU head
 	chFlags    = 4  // u32: user flags
 	chHNext    = 8  // u32: next item in the bucket chain
 	chPrev     = 12 // u32: LRU previous (towards head) / free-list previous

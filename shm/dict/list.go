@@ -125,7 +125,7 @@ func (d *Dict) push(key string, v Value, left bool) (int, error) {
 	}
 	t.store64(vo+lsHead, uint64(head)|uint64(tail)<<32)
 	t.put32(vo+lsCount, count+1)
-	t.touch(old)
+	t.reference(old)
 	return int(count + 1), nil
 }
 
@@ -207,7 +207,7 @@ func (d *Dict) pop(key string, left bool) (Value, error) {
 	}
 	t.store64(vo+lsHead, uint64(head)|uint64(tail)<<32)
 	t.put32(vo+lsCount, count-1)
-	t.touch(o)
+	t.reference(o)
 	return v, nil
 }
 

@@ -83,8 +83,8 @@ func (d *Dict) eachShard(fn func(t *table) error) error {
 }
 
 // Get returns the value of key and its user flags. A missing or expired key
-// gives ErrNotFound, a list ErrIsList. Get marks the item most recently
-// used. String values are copied; see GetBytes for a read that does not
+// gives ErrNotFound, a list ErrIsList. Get marks the item referenced, which
+// protects it from the next eviction pass (see the package doc). String values are copied; see GetBytes for a read that does not
 // allocate.
 func (d *Dict) Get(key string) (Value, uint32, error) {
 	if err := checkKey(key); err != nil {
@@ -136,7 +136,7 @@ func (t *table) getLive(key string, h uint64) (uint32, error) {
 	if Type(t.u8(o+chType)) == TypeList {
 		return 0, ErrIsList
 	}
-	t.touch(o)
+	t.reference(o)
 	return o, nil
 }
 
@@ -300,7 +300,7 @@ func (d *Dict) Incr(key string, delta float64, init *float64, initTTL time.Durat
 		vo := t.valOff(old)
 		n := math.Float64frombits(t.u64(vo)) + delta
 		t.store64(vo, math.Float64bits(n))
-		t.touch(old)
+		t.reference(old)
 		return n, false, nil
 	}
 	if init == nil {
@@ -398,8 +398,8 @@ func (d *Dict) FlushExpired(max int) (int, error) {
 	return n, err
 }
 
-// Keys returns up to max live keys (max <= 0: all), most recently used
-// first within each shard. ngx.shared.DICT's get_keys defaults to 1024;
+// Keys returns up to max live keys (max <= 0: all) in LRU order within
+// each shard, most recently written first. ngx.shared.DICT's get_keys defaults to 1024;
 // callers that mimic it pass 1024. It holds each shard's lock while
 // scanning it, so it stalls other users of a large dictionary.
 func (d *Dict) Keys(max int) ([]string, error) {

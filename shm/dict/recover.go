@@ -144,6 +144,9 @@ func (t *table) checkItem(o uint32) error {
 	if shardOf(h)&t.shardMask != t.shard {
 		return fmt.Errorf("%w: item at %d belongs in shard %d", ErrCorrupt, o, shardOf(h)&t.shardMask)
 	}
+	if t.u8(o+chRef) > 1 {
+		return fmt.Errorf("%w: item at %d has reference byte %d", ErrCorrupt, o, t.u8(o+chRef))
+	}
 	switch Type(t.u8(o + chType)) {
 	case TypeString:
 	case TypeNumber:

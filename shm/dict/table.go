@@ -302,6 +302,17 @@ func (t *table) touch(o uint32) {
 	}
 }
 
+// reference records a use of item o. Rather than moving the item to the
+// LRU head, which writes to three other items and the shard header on
+// every read, it sets the item's reference byte (once); eviction gives
+// referenced items a second pass (CLOCK). Reads then write almost nothing,
+// which keeps cache lines shared when several processes read.
+func (t *table) reference(o uint32) {
+	if t.data[o+chRef] == 0 {
+		t.data[o+chRef] = 1
+	}
+}
+
 // ---- items ----
 
 func (t *table) expired(o uint32, c *clock) bool {
@@ -340,8 +351,10 @@ func (t *table) sweep(c *clock, n int) {
 }
 
 // newItem allocates a chunk for key with a value of vlen bytes. Unless
-// safe, it evicts least recently used items (live ones too) to make room,
-// up to 30 of them as OpenResty does, and reports whether it did.
+// safe, it evicts items from the LRU tail (live ones too) to make room, up
+// to 30 of them as OpenResty does, and reports whether it did. A tail item
+// read since it was last at the head is moved back to the head instead,
+// once (second chance).
 // It returns 0 when memory cannot be found.
 func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible bool) {
 	need := uint64(align8(chKey+uint32(len(key)))) + uint64(vlen)
@@ -350,11 +363,19 @@ func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible 
 	}
 	c, _ := t.classFor(uint32(need))
 	o = t.alloc(c)
-	for tries := 0; o == 0 && !safe && tries < 30; tries++ {
+	passes := t.u64(offItems) // second chances: at most one turn of the list
+	for tries := 0; o == 0 && !safe && tries < 30; {
 		tail := t.u32(offLRUTail)
 		if tail == 0 {
 			break
 		}
+		if t.data[tail+chRef] != 0 && passes > 0 {
+			t.data[tail+chRef] = 0
+			t.touch(tail)
+			passes--
+			continue
+		}
+		tries++
 		t.remove(tail)
 		t.put64(offEvictions, t.u64(offEvictions)+1)
 		forcible = true
@@ -369,7 +390,7 @@ func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible 
 func (t *table) writeItem(o uint32, key string, h uint64, typ Type, vlen, flags uint32, expire int64) {
 	c := t.hdr(o)
 	c[chType] = uint8(typ)
-	c[3] = 0
+	c[chRef] = 0
 	put32(c, chFlags, flags)
 	put32(c, chKeyLen, uint32(len(key)))
 	put32(c, chValLen, vlen)
