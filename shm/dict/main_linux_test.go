@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,7 +23,24 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Getenv("PROCWIRE_DICT_NAME"), os.Args))
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	if code == 0 {
+		code = checkGoroutines()
+	}
+	os.Exit(code)
+}
+
+// checkGoroutines reports goroutines the tests left running.
+func checkGoroutines() int {
+	for i := 0; i < 50; i++ {
+		if runtime.NumGoroutine() <= 2 {
+			return 0
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	buf := make([]byte, 1<<16)
+	fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", buf[:runtime.Stack(buf, true)])
+	return 1
 }
 
 // startChild starts this test binary in a child role on dictionary name.

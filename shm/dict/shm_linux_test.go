@@ -200,6 +200,9 @@ func TestCrashKill(t *testing.T) {
 	}
 	st, _ := d.Stats()
 	t.Logf("kills %d, acked increments %d, counter %v, stats %+v", kills, acked, got, st)
+	if st.Resets != 0 || st.Dropped != 0 {
+		t.Errorf("crashes lost data: %+v", st)
+	}
 	for i := 0; i < 3; i++ {
 		if n, err := d.LLen("list" + strconv.Itoa(i)); err != nil || n < 0 {
 			t.Fatalf("LLen = %d, %v", n, err)
@@ -305,6 +308,30 @@ func ExampleDict() {
 	// 2
 	// exists
 	// true not found
+}
+
+func ExampleDict_GetBytes() {
+	name := fmt.Sprintf("example-bytes.%d", os.Getpid())
+	d, err := Open(name, 1<<20, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer Remove(name)
+	defer d.Close()
+
+	d.Set("page", String("<html>"), 0, 0)
+	d.Set("ratio", Number(0.25), 0, 7)
+	buf := make([]byte, 0, 64) // reused: reads do not allocate
+	for _, k := range []string{"page", "ratio"} {
+		var typ Type
+		var flags uint32
+		buf, typ, flags, err = d.GetBytes(k, buf[:0])
+		fmt.Printf("%s %s %d %v\n", buf, typ, flags, err)
+	}
+	// Output:
+	// <html> string 0 <nil>
+	// 0.25 number 7 <nil>
 }
 
 func ExampleDict_RPush() {

@@ -17,12 +17,19 @@ const (
 	TypeList               // a list of strings and numbers (LPush/RPush)
 )
 
-var typeNames = [...]string{"nil", "string", "number", "boolean", "list"}
-
 // String returns the Lua name of the type ("string", "number", ...).
 func (t Type) String() string {
-	if int(t) < len(typeNames) {
-		return typeNames[t]
+	switch t {
+	case TypeNil:
+		return "nil"
+	case TypeString:
+		return "string"
+	case TypeNumber:
+		return "number"
+	case TypeBool:
+		return "boolean"
+	case TypeList:
+		return "list"
 	}
 	return "Type(" + strconv.Itoa(int(t)) + ")"
 }
