@@ -11,8 +11,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // Child processes re-run the test binary with childEnv naming their role;
@@ -96,22 +99,43 @@ func runChild(role, name string, args []string) int {
 			}
 		}
 		fmt.Fprintln(out, "done")
+	case "holdlock":
+		// Die holding the lock in the middle of writing an item.
+		t := &d.shards[0]
+		t.lock()
+		o, _ := t.newItem("torn", 64, true)
+		t.writeItem(o, "torn", hashKey("torn"), TypeString, 64, 0, 0)
+		fmt.Fprintln(out, "locked")
+		out.Flush()
+		select {}
 	case "hammer":
-		// Acknowledge every increment of the shared counters on stdout
-		// (one byte, unbuffered), mixed with sets with TTLs and list
-		// pushes and pops, until killed.
+		// Count every acknowledged increment in an 8-byte file mapped
+		// shared (the last argument): stores to it survive SIGKILL, and
+		// cost so little that the child spends most of its time inside
+		// dictionary operations, where the kills should land. Mixed in:
+		// sets with TTLs (and evictions once lists fill the memory), list
+		// pushes and pops, FlushExpired.
+		f, err := os.OpenFile(args[len(args)-1], os.O_RDWR, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hammer:", err)
+			return 4
+		}
+		m, err := syscall.Mmap(int(f.Fd()), 0, 8, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_SHARED)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "hammer:", err)
+			return 4
+		}
+		acks := (*uint64)(unsafe.Pointer(&m[0]))
 		zero := 0.0
-		ack := []byte{'i'}
+		filler := strings.Repeat("x", 300)
 		for i := 0; ; i++ {
 			if _, _, err := d.Incr("ctr", 1, &zero, 0); err != nil {
 				fmt.Fprintln(os.Stderr, "hammer incr:", err)
 				return 4
 			}
-			if _, err := os.Stdout.Write(ack); err != nil {
-				return 0
-			}
+			atomic.AddUint64(acks, 1)
 			k := "t" + strconv.Itoa(i%200)
-			if _, err := d.Set(k, String(strings.Repeat("x", i%300)), time.Duration(i%5)*time.Millisecond, uint32(i)); err != nil {
+			if _, err := d.Set(k, String(filler[:i%300]), time.Duration(i%5)*time.Millisecond, uint32(i)); err != nil {
 				fmt.Fprintln(os.Stderr, "hammer set:", err)
 				return 4
 			}

@@ -5,10 +5,13 @@ package dict
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
@@ -114,66 +117,57 @@ func TestProcesses(t *testing.T) {
 // increments: acked <= counter <= acked + kills, since an increment
 // whose acknowledgement was not received may or may not have landed.
 func TestCrashKill(t *testing.T) {
-	rounds := 50 // two children killed per round
+	rounds := 100 // two children killed per round
 	if testing.Short() {
 		rounds = 10
 	}
 	name := testName(t)
-	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	// Two shards: recovery of one must not disturb the other.
+	d, err := Open(name, 1<<20, &Options{Shards: 2, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d.Close()
 	r := rand.New(rand.NewPCG(uint64(os.Getpid()), 3))
+	dir := t.TempDir()
+	readAcks := func(path string) int {
+		b, err := os.ReadFile(path)
+		if err != nil || len(b) != 8 {
+			t.Fatalf("ack file: %v", err)
+		}
+		return int(binary.LittleEndian.Uint64(b))
+	}
 	acked, kills := 0, 0
 	for round := 0; round < rounds; round++ {
 		type child struct {
-			kill, wait func()
-			done       chan int
+			cmd   *exec.Cmd
+			stdin io.Closer
+			acks  string
 		}
 		var cs []child
 		for i := 0; i < 2; i++ {
-			cmd, stdin, out := startChild(t, "hammer", name)
-			defer stdin.Close()
-			started := make(chan struct{})
-			done := make(chan int, 1)
-			go func() {
-				n := 0
-				buf := make([]byte, 4096)
-				for {
-					k, err := out.Read(buf)
-					if n == 0 && k > 0 {
-						close(started)
-					}
-					n += k
-					if err != nil {
-						if n == 0 {
-							close(started)
-						}
-						done <- n
-						return
-					}
-				}
-			}()
-			select {
-			case <-started:
-			case <-time.After(30 * time.Second):
-				t.Fatal("child never acknowledged an increment: dictionary stuck?")
+			acks := fmt.Sprintf("%s/acks-%d-%d", dir, round, i)
+			if err := os.WriteFile(acks, make([]byte, 8), 0o600); err != nil {
+				t.Fatal(err)
 			}
-			cs = append(cs, child{kill: func() { cmd.Process.Signal(syscall.SIGKILL) }, wait: func() { cmd.Wait() }, done: done})
+			cmd, stdin, _ := startChild(t, "hammer", name, acks)
+			cs = append(cs, child{cmd, stdin, acks})
 		}
+		// Kill each child at a random moment after it got going.
 		for _, c := range cs {
-			time.Sleep(time.Duration(r.IntN(3000)) * time.Microsecond)
-			c.kill()
-			kills++
-			// Read every acknowledgement before Wait closes the pipe.
-			select {
-			case n := <-c.done:
-				acked += n
-			case <-time.After(30 * time.Second):
-				t.Fatal("child output never ended")
+			deadline := time.Now().Add(30 * time.Second)
+			for readAcks(c.acks) == 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("child never acknowledged an increment: dictionary stuck?")
+				}
+				time.Sleep(100 * time.Microsecond)
 			}
-			c.wait()
+			time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+			c.cmd.Process.Signal(syscall.SIGKILL)
+			c.cmd.Wait()
+			c.stdin.Close()
+			kills++
+			acked += readAcks(c.acks)
 		}
 	}
 	// Nobody is stuck: the lock comes back even if the last child died
@@ -207,6 +201,49 @@ func TestCrashKill(t *testing.T) {
 		if n, err := d.LLen("list" + strconv.Itoa(i)); err != nil || n < 0 {
 			t.Fatalf("LLen = %d, %v", n, err)
 		}
+	}
+}
+
+// TestRecoverDeadHolder kills a process that holds the lock halfway
+// through writing an item: the next user gets the lock, the index is
+// rebuilt and the half-written item is gone.
+func TestRecoverDeadHolder(t *testing.T) {
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Set("kept", String("yes"), 0, 0)
+	cmd, stdin, out := startChild(t, "holdlock", name)
+	defer stdin.Close()
+	if line, err := out.ReadString('\n'); line != "locked\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	done := make(chan error, 1)
+	go func() {
+		_, _, err := d.Get("kept")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("lock not recovered within 30s")
+	}
+	st, _ := d.Stats()
+	if st.Recoveries != 1 || st.Items != 1 || st.Resets != 0 {
+		t.Fatalf("Stats = %+v", st)
+	}
+	if _, _, _, err := d.GetStale("torn"); err != ErrNotFound {
+		t.Fatalf("half-written item visible: %v", err)
+	}
+	if err := d.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 
