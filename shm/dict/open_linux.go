@@ -67,6 +67,6 @@ func attach(name string, seg *shm.Segment, err error, opts *Options) (*Dict, err
 		// The lock word is the first 8 bytes of a shm.Mutex (docs/shm.md).
 		t.word = (*uint64)(unsafe.Pointer(&t.data[offMutex]))
 	}
-	d.close = seg.Close
+	d.unmap = seg.Close
 	return d, nil
 }

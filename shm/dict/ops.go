@@ -18,7 +18,7 @@ type Dict struct {
 	size   int    // bytes of the region
 	name   string
 	closed atomic.Bool
-	close  func() error
+	unmap  func() error // releases the mapping; nil over plain memory
 }
 
 // newDict wires a Dict over a validated region, with lockAt giving the
@@ -48,10 +48,10 @@ func (d *Dict) Name() string { return d.name }
 // stay for the other processes. It must not run concurrently with other
 // methods on d. Calls after the first return nil.
 func (d *Dict) Close() error {
-	if d.closed.Swap(true) || d.close == nil {
+	if d.closed.Swap(true) || d.unmap == nil {
 		return nil
 	}
-	return d.close()
+	return d.unmap()
 }
 
 // lockKey locks the shard of key and returns it with the key's hash.
@@ -71,15 +71,17 @@ func (d *Dict) eachShard(fn func(t *table) error) error {
 		return ErrClosed
 	}
 	for i := range d.shards {
-		t := &d.shards[i]
-		t.lock()
-		err := fn(t)
-		t.mu.Unlock()
-		if err != nil {
+		if err := d.shards[i].locked(fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (t *table) locked(fn func(t *table) error) error {
+	t.lock()
+	defer t.mu.Unlock()
+	return fn(t)
 }
 
 // Get returns the value of key and its user flags. A missing or expired key

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -429,4 +430,37 @@ func TestOpenShardsOption(t *testing.T) {
 	if st, _ := e.Stats(); st.Shards != 4 {
 		t.Fatalf("attacher sees %d shards", st.Shards)
 	}
+}
+
+// BenchmarkParallel has GOMAXPROCS goroutines of one process share a
+// dictionary, half Sets and half Gets of random keys.
+func BenchmarkParallel(b *testing.B) {
+	d, err := Open(testName(b), 64<<20, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	keys := benchKeys(1024)
+	for _, k := range keys {
+		d.Set(k, benchValue, 0, 0)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var seed atomic.Uint64
+	b.RunParallel(func(pb *testing.PB) {
+		x := seed.Add(0x9e3779b97f4a7c15) | 1
+		buf := make([]byte, 0, 256)
+		for pb.Next() {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			j := int(x & 1023)
+			if j&1 == 0 {
+				d.Set(keys[j], benchValue, 0, 0)
+			} else {
+				buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }
