@@ -18,15 +18,15 @@
 // Atomicity does not extend across calls. A large dictionary is split by
 // key hash into shards (Options.Shards; by default one per 4 MiB, at most
 // 16), each with its own lock, so that processes working on different keys
-// run in parallel; LRU order and eviction are then per shard. Dictionaries
-// under 8 MiB have one shard by default: an exact LRU, as in OpenResty.
+// run in parallel; LRU order and eviction are then per shard, and an item
+// must fit in one shard. Dictionaries under 8 MiB have one shard by
+// default: one LRU list and one lock, as in OpenResty.
 //
 // A process killed at any instant, even holding the lock, does not wedge or
 // corrupt the dictionary. A lock is recovered from a dead holder within
 // a bounded time, and the next holder rebuilds the shard's index, LRU list
-// and free lists from its heap, which every update keeps
-// readable: an item is written completely before one store makes it part
-// of the dictionary, a replaced value is written beside the old one, and
+// and free lists from its heap, which every update keeps readable: an item
+// is written completely before one store makes it part of the dictionary, a replaced value is written beside the old one, and
 // Incr and Expire change their 8-byte field with one store. So an
 // operation cut short either happened or did not; a half-written item is
 // discarded. Rebuilds are counted (Stats.Recoveries) and logged. Only if

@@ -176,7 +176,9 @@ const (
 // Set stores v under key whatever was there, with a TTL (0 = never expires,
 // millisecond resolution) and user flags. When memory is short it evicts
 // least recently used items, unexpired ones too, and reports forcible.
-// It fails with ErrNoMemory if room cannot be made. A nil Value deletes key.
+// It fails with ErrNoMemory if room cannot be made; the key's old value,
+// freed to make room, is then gone too, as in OpenResty. A nil Value
+// deletes key.
 func (d *Dict) Set(key string, v Value, ttl time.Duration, flags uint32) (forcible bool, err error) {
 	return d.store(modeSet, false, key, v, ttl, flags)
 }
