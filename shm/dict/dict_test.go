@@ -496,21 +496,44 @@ func TestClosed(t *testing.T) {
 // TestModel runs random operations against a map and checks the structure
 // as it goes, with a dictionary small enough to evict.
 func TestModel(t *testing.T) {
-	for _, capacity := range []int{MinCapacity, 1 << 20} {
+	for _, capacity := range []int{MinCapacity, 1 << 20, 16 << 20} {
 		t.Run(fmt.Sprint(capacity), func(t *testing.T) {
-			d, mu, _ := newMemDict(t, capacity)
+			d, mu, clk := newMemDict(t, capacity)
 			model := map[string]Value{}
+			lists := map[string][]Value{}
+			expiry := map[string]int64{} // fake-clock ms; absent = never
+			now := func() int64 { return clk.now() }
+			live := func(k string) bool { e, ok := expiry[k]; return !ok || e > now() }
+			// resync drops from the models what the dictionary evicted.
+			resync := func() {
+				for mk := range model {
+					if _, _, _, err := d.GetStale(mk); err == ErrNotFound {
+						delete(model, mk)
+						delete(expiry, mk)
+					}
+				}
+				for lk := range lists {
+					if n, _ := d.LLen(lk); n == 0 {
+						delete(lists, lk)
+					}
+				}
+			}
 			r := rand.New(rand.NewPCG(1, uint64(capacity)))
 			noMemory := 0
 			for i := 0; i < 20000; i++ {
 				k := fmt.Sprint("key", r.IntN(300))
-				switch op := r.IntN(10); {
+				lk := fmt.Sprint("list", r.IntN(10))
+				switch op := r.IntN(14); {
 				case op < 4:
 					v := String(strings.Repeat("x", r.IntN(400)))
 					if r.IntN(3) == 0 {
 						v = Number(r.Float64())
 					}
-					f, err := d.Set(k, v, 0, 0)
+					ttl := time.Duration(0)
+					if r.IntN(4) == 0 {
+						ttl = time.Duration(1+r.IntN(20)) * time.Millisecond
+					}
+					f, err := d.Set(k, v, ttl, 0)
 					if err != nil && err != ErrNoMemory {
 						t.Fatal(err)
 					}
@@ -518,20 +541,22 @@ func TestModel(t *testing.T) {
 						// Evicted keys are gone from the model too, and a
 						// failed Set drops the old value, as in OpenResty.
 						noMemory++
-						for mk := range model {
-							if _, _, err := d.Get(mk); err == ErrNotFound {
-								delete(model, mk)
-							}
-						}
+						delete(model, k)
+						resync()
 					}
 					if err == nil {
 						model[k] = v
+						delete(expiry, k)
+						if ttl > 0 {
+							expiry[k] = now() + ttl.Milliseconds()
+						}
 					}
 				case op < 5:
 					d.Delete(k)
 					delete(model, k)
+					delete(expiry, k)
 				case op < 6:
-					if _, ok := model[k]; ok {
+					if _, ok := model[k]; ok && live(k) {
 						if _, isNum := model[k].Number(); isNum {
 							n, _, err := d.Incr(k, 1, nil, 0)
 							if err != nil {
@@ -542,11 +567,67 @@ func TestModel(t *testing.T) {
 					}
 				case op < 7 && i%50 == 0:
 					mu.failNext() // the next Lock rebuilds the index
+				case op < 7:
+					clk.advance(int64(r.IntN(5)))
+				case op < 9:
+					v := String(fmt.Sprint("e", i))
+					if r.IntN(2) == 0 {
+						v = Number(float64(i))
+					}
+					var n int
+					var err error
+					if r.IntN(2) == 0 {
+						n, err = d.RPush(lk, v)
+						if err == nil {
+							lists[lk] = append(lists[lk], v)
+						}
+					} else {
+						n, err = d.LPush(lk, v)
+						if err == nil {
+							lists[lk] = append([]Value{v}, lists[lk]...)
+						}
+					}
+					if err == ErrNoMemory {
+						continue
+					}
+					if err != nil || n != len(lists[lk]) {
+						t.Fatalf("op %d: push %s = %d, %v; model %d", i, lk, n, err, len(lists[lk]))
+					}
+				case op < 11:
+					var v Value
+					var err error
+					var want Value
+					l := lists[lk]
+					if r.IntN(2) == 0 {
+						v, err = d.LPop(lk)
+						if len(l) > 0 {
+							want, lists[lk] = l[0], l[1:]
+						}
+					} else {
+						v, err = d.RPop(lk)
+						if len(l) > 0 {
+							want, lists[lk] = l[len(l)-1], l[:len(l)-1]
+						}
+					}
+					if len(l) == 0 {
+						if err != ErrNotFound {
+							t.Fatalf("op %d: pop empty %s = %v, %v", i, lk, v, err)
+						}
+					} else if err != nil || v != want {
+						t.Fatalf("op %d: pop %s = %v, %v; want %v", i, lk, v, err, want)
+					}
+					if len(lists[lk]) == 0 {
+						delete(lists, lk)
+					}
 				default:
 					v, _, err := d.Get(k)
 					want, ok := model[k]
+					ok = ok && live(k)
 					if ok != (err == nil) || ok && v != want {
 						t.Fatalf("op %d: Get(%s) = %v, %v; model %v, %v", i, k, v, err, want, ok)
+					}
+					if n, err := d.LLen(lk); err != nil || n != len(lists[lk]) {
+						t.Fatalf("op %d: LLen(%s) = %d, %v; model %d", i, lk, n, err, len(lists[lk]))
 					}
 				}
 				if i%1000 == 0 {
