@@ -155,8 +155,10 @@ func runChild(role, name string, args []string) int {
 			}
 		}
 	case "bench":
-		// Get and Set as fast as possible until stdin closes; report ops.
+		// Get (and Set, if the last argument is "mixed") as fast as
+		// possible until stdin closes; report ops and seconds.
 		keys := benchKeys(1024)
+		mixed := args[len(args)-1] == "mixed"
 		// Start on the first byte from stdin, stop when it closes.
 		var go1 [1]byte
 		if _, err := io.ReadFull(os.Stdin, go1[:]); err != nil {
@@ -174,7 +176,7 @@ func runChild(role, name string, args []string) int {
 				x ^= x >> 7
 				x ^= x << 17
 				j := int(x & 1023)
-				if j&1 == 0 {
+				if j&1 == 0 && mixed {
 					d.Set(keys[j], benchValue, 0, 0)
 				} else {
 					buf, _, _, _ = d.GetBytes(keys[j], buf[:0])

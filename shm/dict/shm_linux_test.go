@@ -266,10 +266,16 @@ func BenchmarkSet(b *testing.B) {
 	benchSet(b, d)
 }
 
-// BenchmarkTwoProcesses runs half Sets, half Gets of random keys in this
-// process and in a child process at once, and reports the total throughput
-// of both.
+// BenchmarkTwoProcesses runs Gets (get) or half Sets, half Gets (mixed) of
+// random keys in this process and in a child process at once, and reports
+// the total throughput of both.
 func BenchmarkTwoProcesses(b *testing.B) {
+	for _, mix := range []string{"get", "mixed"} {
+		b.Run(mix, func(b *testing.B) { benchTwoProcesses(b, mix == "mixed") })
+	}
+}
+
+func benchTwoProcesses(b *testing.B, mixed bool) {
 	name := testName(b)
 	d, err := Open(name, 64<<20, nil)
 	if err != nil {
@@ -280,7 +286,11 @@ func BenchmarkTwoProcesses(b *testing.B) {
 	for _, k := range keys {
 		d.Set(k, benchValue, 0, 0)
 	}
-	cmd, stdin, out := startChild(b, "bench", name)
+	mix := "get"
+	if mixed {
+		mix = "mixed"
+	}
+	cmd, stdin, out := startChild(b, "bench", name, mix)
 	stdin.Write([]byte{1}) // start the child's loop
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
@@ -292,7 +302,7 @@ func BenchmarkTwoProcesses(b *testing.B) {
 		x ^= x >> 7
 		x ^= x << 17
 		j := int(x & 1023)
-		if j&1 == 0 {
+		if j&1 == 0 && mixed {
 			d.Set(keys[j], benchValue, 0, 0)
 		} else {
 			buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
