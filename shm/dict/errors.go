@@ -6,15 +6,15 @@ import "errors"
 // ngx.shared.DICT returns, so a binding can hand err.Error() to Lua as is.
 // Test for them with errors.Is.
 var (
-	ErrNotFound   = errors.New("not found")
-	ErrExists     = errors.New("exists")
-	ErrNoMemory   = errors.New("no memory")
-	ErrNotNumber  = errors.New("not a number")
-	ErrNotList    = errors.New("value not a list")
-	ErrIsList     = errors.New("value is a list")
-	ErrEmptyKey   = errors.New("empty key")
-	ErrKeyTooLong = errors.New("key too long")
-	ErrBadValue   = errors.New("bad value type")
+	ErrNotFound   = errors.New("not found")        // key missing or expired
+	ErrExists     = errors.New("exists")           // Add of a live key
+	ErrNoMemory   = errors.New("no memory")        // no room, even after evicting (if allowed)
+	ErrNotNumber  = errors.New("not a number")     // Incr of a non-number
+	ErrNotList    = errors.New("value not a list") // list operation on a non-list
+	ErrIsList     = errors.New("value is a list")  // Get of a list
+	ErrEmptyKey   = errors.New("empty key")        // key ""
+	ErrKeyTooLong = errors.New("key too long")     // key over MaxKeyLen bytes
+	ErrBadValue   = errors.New("bad value type")   // e.g. a boolean pushed on a list
 	// ErrNilValue is returned by Add, Replace and their safe forms for a
 	// nil Value (Set with a nil Value deletes instead).
 	ErrNilValue = errors.New("attempt to add or replace nil values")
