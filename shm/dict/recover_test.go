@@ -1,9 +1,11 @@
 package dict
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 )
@@ -147,6 +149,8 @@ func TestRecoverCrashStates(t *testing.T) {
 
 func TestRecoverUnreadableHeap(t *testing.T) {
 	d, mu, _ := newMemDict(t, 64<<10)
+	var logged bytes.Buffer
+	d.shards[0].log = slog.New(slog.NewTextHandler(&logged, nil))
 	d.Set("a", String("A"), 0, 0)
 	free0 := d.FreeSpace()
 	mu.Lock(context.Background())
@@ -165,6 +169,16 @@ func TestRecoverUnreadableHeap(t *testing.T) {
 	}
 	if d.FreeSpace() <= free0 {
 		t.Fatal("heap not reset")
+	}
+	if !strings.Contains(logged.String(), "level=ERROR") || !strings.Contains(logged.String(), "all items were dropped") {
+		t.Errorf("reset not logged as an error: %q", logged.String())
+	}
+	// A plain recovery is logged as a warning.
+	logged.Reset()
+	mu.failNext()
+	d.Get("a")
+	if !strings.Contains(logged.String(), "level=WARN") || !strings.Contains(logged.String(), "index rebuilt") {
+		t.Errorf("recovery not logged: %q", logged.String())
 	}
 }
 
