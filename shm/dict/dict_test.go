@@ -451,13 +451,13 @@ func TestFlushKeysSpace(t *testing.T) {
 	if keys, _ := d.Keys(0); len(keys) != 1000 {
 		t.Errorf("Keys after expiry = %d", len(keys))
 	}
-	if n, _ := d.FlushExpired(10); n != 10 {
+	if n := d.FlushExpired(10); n != 10 {
 		t.Errorf("FlushExpired(10) = %d", n)
 	}
-	if n, _ := d.FlushExpired(0); n != 990 {
+	if n := d.FlushExpired(0); n != 990 {
 		t.Errorf("FlushExpired(0) = %d", n)
 	}
-	if n, _ := d.FlushExpired(0); n != 0 {
+	if n := d.FlushExpired(0); n != 0 {
 		t.Errorf("FlushExpired again = %d", n)
 	}
 	d.FlushAll()
@@ -470,7 +470,7 @@ func TestFlushKeysSpace(t *testing.T) {
 	if _, _, stale, err := d.GetStale("k0"); err != nil || !stale {
 		t.Errorf("GetStale after FlushAll = %v, %v", stale, err)
 	}
-	if n, _ := d.FlushExpired(0); n != 1000 {
+	if n := d.FlushExpired(0); n != 1000 {
 		t.Errorf("FlushExpired after FlushAll = %d", n)
 	}
 	// Freed chunks merge back: the heap is whole again.
@@ -719,7 +719,7 @@ func TestShards(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 	d.FlushAll()
-	if got, _ := d.FlushExpired(0); got != n {
+	if got := d.FlushExpired(0); got != n {
 		t.Errorf("FlushExpired = %d", got)
 	}
 }

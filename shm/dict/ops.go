@@ -384,10 +384,10 @@ func (d *Dict) FlushAll() error {
 }
 
 // FlushExpired frees expired items, at most max of them (max <= 0: all),
-// and returns how many it freed.
-func (d *Dict) FlushExpired(max int) (int, error) {
+// and returns how many it freed. After Close it returns 0.
+func (d *Dict) FlushExpired(max int) int {
 	n := 0
-	err := d.eachShard(func(t *table) error {
+	d.eachShard(func(t *table) error {
 		c := t.clock()
 		for o := t.u32(offLRUTail); o != 0 && (max <= 0 || n < max); {
 			prev := t.u32(o + chPrev)
@@ -399,7 +399,7 @@ func (d *Dict) FlushExpired(max int) (int, error) {
 		}
 		return nil
 	})
-	return n, err
+	return n
 }
 
 // Keys returns up to max live keys (max <= 0: all) in LRU order within
