@@ -143,24 +143,26 @@ func (t *table) classFor(n uint32) (uint8, bool) {
 func (t *table) pushFree(o uint32, c uint8) {
 	head := offFreeLists + 4*uint32(c)
 	first := t.u32(head)
-	t.put32(o+chPrev, 0)
-	t.put32(o+chNext, first)
+	h := t.hdr(o)
+	put32(h, chPrev, 0)
+	put32(h, chNext, first)
 	if first != 0 {
-		t.put32(first+chPrev, o)
+		put32(t.hdr(first), chPrev, o)
 	}
 	t.put32(head, o)
 	t.put64(offFreeBytes, t.u64(offFreeBytes)+uint64(classSize(c)))
 }
 
 func (t *table) unlinkFree(o uint32, c uint8) {
-	prev, next := t.u32(o+chPrev), t.u32(o+chNext)
+	h := t.hdr(o)
+	prev, next := get32(h, chPrev), get32(h, chNext)
 	if prev == 0 {
 		t.put32(offFreeLists+4*uint32(c), next)
 	} else {
-		t.put32(prev+chNext, next)
+		put32(t.hdr(prev), chNext, next)
 	}
 	if next != 0 {
-		t.put32(next+chPrev, prev)
+		put32(t.hdr(next), chPrev, prev)
 	}
 	t.put64(offFreeBytes, t.u64(offFreeBytes)-uint64(classSize(c)))
 }
@@ -224,7 +226,7 @@ func (t *table) keyAt(o uint32) []byte {
 	return t.data[o+chKey : o+chKey+t.u32(o+chKeyLen)]
 }
 
-func (t *table) valOff(o uint32) uint32 { return o + align8(chKey+t.u32(o+chKeyLen)) }
+func (t *table) valOff(o uint32) uint32 { return o + align8(chKey+get32(t.hdr(o), chKeyLen)) }
 
 // hdr returns the fixed header of the chunk at o, bounds-checked once so
 // that field accesses through it need no further checks.
@@ -316,7 +318,7 @@ func (t *table) reference(o uint32) {
 // ---- items ----
 
 func (t *table) expired(o uint32, c *clock) bool {
-	exp := int64(t.u64(o + chExpire))
+	exp := int64(binary.LittleEndian.Uint64(t.hdr(o)[chExpire:]))
 	return exp != 0 && exp <= c.get()
 }
 
