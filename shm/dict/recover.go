@@ -204,12 +204,17 @@ func (t *table) repairList(o uint32) {
 // inconsistencies it finds, wrapped in ErrCorrupt; nil means the heap, the
 // index, the LRU list, the free lists and the counters all agree.
 func (d *Dict) Check() error {
-	return d.eachShard(func(t *table) error {
+	var errs []error
+	err := d.eachShard(func(t *table) error {
 		if err := t.check(); err != nil {
-			return fmt.Errorf("shard %d: %w", t.shard, err)
+			errs = append(errs, fmt.Errorf("shard %d: %w", t.shard, err))
 		}
 		return nil
 	})
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 func (t *table) check() error {
