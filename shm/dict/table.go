@@ -51,10 +51,10 @@ func (t *table) setGeometry() {
 // structures before anyone uses them.
 func (t *table) lock() {
 	if t.word != nil {
-		// Critical sections here last tens of nanoseconds, while
-		// shm.Mutex puts a contended caller to sleep on a futex at once,
-		// which costs microseconds: wait briefly for the word to clear
-		// (0 = unlocked) before taking the lock.
+		// Critical sections here last tens of nanoseconds, while a
+		// contended shm.Mutex soon sleeps on a futex, which costs
+		// microseconds: wait briefly for the word to clear (0 = unlocked)
+		// before taking the lock.
 		for i := 0; i < lockSpin && atomic.LoadUint64(t.word) != 0; i++ {
 		}
 	}
