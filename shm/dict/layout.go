@@ -252,7 +252,11 @@ func (t *table) put64(o uint32, v uint64) { binary.LittleEndian.PutUint64(t.data
 
 func (t *table) store64(o uint32, v uint64) {
 	_ = t.data[o+7]
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&t.data[o])), v)
+	// The word must land in memory little-endian, as every other field,
+	// whatever the host's byte order.
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&t.data[o])), binary.NativeEndian.Uint64(b[:]))
 }
 
 func get32(c *[chKey]byte, f int) uint32    { return binary.LittleEndian.Uint32(c[f:]) }
