@@ -49,8 +49,9 @@ const (
 	offEvictions  = 160 // u64: live items evicted to make room
 	offRecoveries = 168 // u64: index rebuilds after a lock holder died
 	offResets     = 176 // u64: times the heap was unreadable and wiped
-	offDropped    = 184 // u64: malformed items dropped by rebuilds
+	offTTLItems   = 184 // u64: items with an expiry (0: stores skip the expiry sweep)
 	offFreeLists  = 192 // u32 × numClasses: free-list heads per class
+	offDropped    = 296 // u64: malformed items dropped by rebuilds
 	hdrSize       = 320
 
 	mutexSize = 64

@@ -367,7 +367,14 @@ func (d *Dict) Expire(key string, ttl time.Duration) error {
 	if o == 0 || t.expired(o, &c) {
 		return ErrNotFound
 	}
-	t.store64(o+chExpire, uint64(ttlMillis(ttl, &c)))
+	exp := ttlMillis(ttl, &c)
+	switch old := t.u64(o + chExpire); {
+	case old == 0 && exp != 0:
+		t.put64(offTTLItems, t.u64(offTTLItems)+1)
+	case old != 0 && exp == 0:
+		t.put64(offTTLItems, t.u64(offTTLItems)-1)
+	}
+	t.store64(o+chExpire, uint64(exp))
 	return nil
 }
 
@@ -379,6 +386,7 @@ func (d *Dict) FlushAll() error {
 		for o := t.u32(offLRUHead); o != 0; o = t.u32(o + chNext) {
 			t.store64(o+chExpire, 1)
 		}
+		t.put64(offTTLItems, t.u64(offItems))
 		return nil
 	})
 }

@@ -98,9 +98,20 @@ func (t *table) rebuild() (items, dropped int, err error) {
 		t.lruPushFront(o)
 	}
 	t.put64(offItems, uint64(len(live)))
+	t.put64(offTTLItems, uint64(countTTL(t, live)))
 	t.put64(offSeq, maxSeq)
 	t.put64(offDropped, t.u64(offDropped)+uint64(dropped))
 	return len(live), dropped, nil
+}
+
+func countTTL(t *table, items []uint32) int {
+	n := 0
+	for _, o := range items {
+		if t.u64(o+chExpire) != 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // walk visits every chunk of the heap in address order, checking that the
@@ -261,6 +272,15 @@ func (t *table) check() error {
 	}
 	if got := t.u64(offItems); got != uint64(nlive) {
 		fail("header counts %d items, heap holds %d", got, nlive)
+	}
+	withTTL := 0
+	for o := range live {
+		if t.u64(o+chExpire) != 0 {
+			withTTL++
+		}
+	}
+	if got := t.u64(offTTLItems); got != uint64(withTTL) {
+		fail("header counts %d items with an expiry, heap holds %d", got, withTTL)
 	}
 	// free lists: every free chunk exactly once, in its class's list
 	seen := 0

@@ -117,6 +117,7 @@ func (t *table) resetHeap() {
 	t.put32(offLRUHead, 0)
 	t.put32(offLRUTail, 0)
 	t.put64(offItems, 0)
+	t.put64(offTTLItems, 0)
 	t.put64(offFreeBytes, 0)
 	rel := uint32(0)
 	for rel < t.heapLen {
@@ -337,12 +338,18 @@ func (t *table) removeHashed(o uint32, h uint64) {
 func (t *table) release(o uint32) {
 	t.lruUnlink(o)
 	t.put64(offItems, t.u64(offItems)-1)
+	if t.u64(o+chExpire) != 0 {
+		t.put64(offTTLItems, t.u64(offTTLItems)-1)
+	}
 	t.free(o)
 }
 
 // sweep frees up to n expired items from the LRU tail, stopping at the
 // first live or never-expiring one, as OpenResty does before every store.
 func (t *table) sweep(c *clock, n int) {
+	if t.u64(offTTLItems) == 0 {
+		return // nothing can expire: spare the read of the tail item
+	}
 	for ; n > 0; n-- {
 		o := t.u32(offLRUTail)
 		if o == 0 || !t.expired(o, c) {
@@ -410,6 +417,9 @@ func (t *table) writeItem(o uint32, key string, h uint64, typ Type, vlen, flags 
 
 func (t *table) commit(o uint32) {
 	t.put64(offItems, t.u64(offItems)+1)
+	if t.u64(o+chExpire) != 0 {
+		t.put64(offTTLItems, t.u64(offTTLItems)+1)
+	}
 	t.put8(o+chState, stateLive)
 }
 
