@@ -163,7 +163,7 @@ func TestCrashKill(t *testing.T) {
 				}
 				time.Sleep(100 * time.Microsecond)
 			}
-			time.Sleep(time.Duration(r.IntN(2000)) * time.Microsecond)
+			time.Sleep(time.Duration(r.IntN(25000)) * time.Microsecond) // longer than lock recovery, sometimes
 			c.cmd.Process.Signal(syscall.SIGKILL)
 			c.cmd.Wait()
 			c.stdin.Close()
