@@ -113,8 +113,8 @@ func runChild(role, name string, args []string) int {
 		// shared (the last argument): stores to it survive SIGKILL, and
 		// cost so little that the child spends most of its time inside
 		// dictionary operations, where the kills should land. Mixed in:
-		// sets with TTLs (and evictions once lists fill the memory), list
-		// pushes and pops, FlushExpired.
+		// sets with TTLs, sets that evict, list pushes and pops,
+		// FlushExpired.
 		f, err := os.OpenFile(args[len(args)-1], os.O_RDWR, 0)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "hammer:", err)
@@ -126,6 +126,8 @@ func runChild(role, name string, args []string) int {
 			return 4
 		}
 		acks := (*uint64)(unsafe.Pointer(&m[0]))
+		pid := os.Getpid()
+		ctrShard := shardOf(hashKey("ctr")) & d.mask
 		zero := 0.0
 		filler := strings.Repeat("x", 300)
 		for i := 0; ; i++ {
@@ -135,7 +137,7 @@ func runChild(role, name string, args []string) int {
 			}
 			atomic.AddUint64(acks, 1)
 			k := "t" + strconv.Itoa(i%200)
-			if _, err := d.Set(k, String(filler[:i%300]), time.Duration(i%5)*time.Millisecond, uint32(i)); err != nil {
+			if _, err := d.Set(k, String(filler[:i%300]), time.Duration(i%5)*time.Millisecond, uint32(i)); err != nil && err != ErrNoMemory {
 				fmt.Fprintln(os.Stderr, "hammer set:", err)
 				return 4
 			}
@@ -144,14 +146,29 @@ func runChild(role, name string, args []string) int {
 				fmt.Fprintln(os.Stderr, "hammer rpush:", err)
 				return 4
 			}
+			pop := d.LPop
 			if i%2 == 0 {
-				if _, err := d.LPop(l); err != nil && err != ErrNotFound {
-					fmt.Fprintln(os.Stderr, "hammer lpop:", err)
+				pop = d.RPop
+			}
+			if _, err := pop(l); err != nil && err != ErrNotFound {
+				fmt.Fprintln(os.Stderr, "hammer pop:", err)
+				return 4
+			}
+			if i%997 == 0 {
+				// Rare: it walks the whole LRU list under the lock.
+				d.FlushExpired(10)
+			}
+			// Fresh keys fill the memory so that stores evict, but only
+			// in shards other than the counter's: an evicted counter
+			// would restart from its init value.
+			fresh := "u" + strconv.Itoa(pid) + "." + strconv.Itoa(i)
+			if shardOf(hashKey(fresh))&d.mask != ctrShard {
+				// With mixed sizes, 30 evictions may not free a chunk
+				// large enough: no memory is a legal outcome.
+				if _, err := d.Set(fresh, String(filler[:64]), 0, 0); err != nil && err != ErrNoMemory {
+					fmt.Fprintln(os.Stderr, "hammer set fresh:", err)
 					return 4
 				}
-			}
-			if i%97 == 0 {
-				d.FlushExpired(10)
 			}
 		}
 	case "bench":
