@@ -166,6 +166,9 @@ func TestCrashKill(t *testing.T) {
 			time.Sleep(time.Duration(r.IntN(25000)) * time.Microsecond) // longer than lock recovery, sometimes
 			c.cmd.Process.Signal(syscall.SIGKILL)
 			c.cmd.Wait()
+			if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+				t.Fatalf("child exited on its own (%v): see its stderr", c.cmd.ProcessState)
+			}
 			c.stdin.Close()
 			kills++
 			acked += readAcks(c.acks)
