@@ -757,3 +757,44 @@ func TestEvictionSecondChance(t *testing.T) {
 		}
 	}
 }
+
+// TestEvictionFragmented: a dictionary full of small items still takes a
+// large one. The 30 least recently used small items do not make a large
+// enough free chunk, so the store empties the region around the LRU tail
+// (OpenResty would answer "no memory").
+func TestEvictionFragmented(t *testing.T) {
+	d, _, _ := newMemDict(t, MinCapacity)
+	n := 0
+	for ; ; n++ {
+		if err := d.SafeSet(fmt.Sprintf("s%04d", n), Number(float64(n)), 0, 0); err != nil {
+			break
+		}
+	}
+	if n < 100 {
+		t.Fatalf("only %d small items fit", n)
+	}
+	// Read every other item so that eviction second-chances them and
+	// the evicted ones are scattered.
+	for i := 0; i < n; i += 2 {
+		d.Get(fmt.Sprintf("s%04d", i))
+	}
+	big := String(strings.Repeat("B", 3000)) // a 4 KiB chunk
+	forcible, err := d.Set("big", big, 0, 0)
+	if err != nil || !forcible {
+		t.Fatalf("Set(big) = %v, %v", forcible, err)
+	}
+	if v, _, err := d.Get("big"); err != nil || v != big {
+		t.Fatalf("Get(big) = %v", err)
+	}
+	st, _ := d.Stats()
+	if st.Evictions <= 30 {
+		t.Errorf("Evictions = %d, want the region emptied beyond 30 LRU evictions", st.Evictions)
+	}
+	if keys, _ := d.Keys(0); len(keys) < n/2 {
+		t.Errorf("%d of %d keys left: evicted far more than a region", len(keys), n)
+	}
+	// SafeSet still refuses.
+	if err := d.SafeSet("big2", big, 0, 0); err != ErrNoMemory {
+		t.Errorf("SafeSet(big2) = %v", err)
+	}
+}

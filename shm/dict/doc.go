@@ -49,6 +49,10 @@
 //   - FreeSpace counts every free chunk, not only whole free pages.
 //   - Freed memory coalesces (a buddy allocator), so a dictionary that held
 //     small items can hold large ones again once they are gone.
+//   - When memory is so fragmented that evicting the 30 least recently used
+//     items does not make room (OpenResty then fails with "no memory"), a
+//     store also evicts the items around the least recently used one, in the
+//     aligned region it needs, and succeeds.
 //
 // In Go terms: a missing key is ErrNotFound (where ngx.shared.DICT returns
 // nil without an error, a binding maps ErrNotFound back to nil), LPop and

@@ -361,9 +361,11 @@ func (t *table) sweep(c *clock, n int) {
 
 // newItem allocates a chunk for key with a value of vlen bytes. Unless
 // safe, it evicts items from the LRU tail (live ones too) to make room, up
-// to 30 of them as OpenResty does, and reports whether it did. A tail item
-// read since it was last at the head is moved back to the head instead,
-// once (second chance).
+// to 30 of them as OpenResty does, then, if memory is too fragmented for
+// that to have freed a large enough chunk, the items around the tail (see
+// evictRegion); it reports whether it evicted. A tail item read since it
+// was last at the head is moved back to the head instead, once (second
+// chance).
 // It returns 0 when memory cannot be found.
 func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible bool) {
 	need := uint64(align8(chKey+uint32(len(key)))) + uint64(vlen)
@@ -390,7 +392,41 @@ func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible 
 		forcible = true
 		o = t.alloc(c)
 	}
+	if o == 0 && !safe {
+		// Memory is fragmented: the evicted items were too scattered to
+		// merge into a chunk of class c. OpenResty gives up here; instead
+		// empty the aligned class-c region around the LRU tail.
+		if tail := t.u32(offLRUTail); tail != 0 {
+			if o = t.evictRegion(tail, c); o != 0 {
+				forcible = true
+			}
+		}
+	}
 	return o, forcible
+}
+
+// evictRegion evicts every item in the aligned region of class c that
+// holds item x, so that the region becomes one free chunk, and allocates
+// it; 0 if the region is not wholly inside the heap. The walk steps by the
+// chunk sizes found when it started: freeing only merges chunks, so every
+// step lands on a chunk start or inside a merged free chunk, where the old
+// header still reads free, and only live items are removed.
+func (t *table) evictRegion(x uint32, c uint8) uint32 {
+	size := classSize(c)
+	start := (x - t.heap) &^ (size - 1)
+	if start+size > t.heapLen {
+		return 0
+	}
+	for rel := start; rel < start+size; {
+		o := t.heap + rel
+		step := classSize(t.u8(o + chClass))
+		if t.u8(o+chState) == stateLive {
+			t.remove(o)
+			t.put64(offEvictions, t.u64(offEvictions)+1)
+		}
+		rel += step
+	}
+	return t.alloc(c)
 }
 
 // writeItem fills a freshly allocated chunk (header, key; the caller then
