@@ -29,6 +29,14 @@ function procwireBin() {
 	return bin;
 }
 
+// Servers a failed test left running are killed when the test file exits.
+const live = new Set();
+process.on('exit', () => {
+	for (const p of live) {
+		try { p.kill('SIGKILL'); } catch (e) { /* already gone */ }
+	}
+});
+
 let serial = 0;
 function socketPath(name) {
 	return path.join(tempDir(), `${name || 'ipc'}-${process.pid}-${serial++}.sock`);
@@ -59,6 +67,8 @@ class Server {
 			stdio: ['ignore', 'ignore', 'pipe'],
 		});
 		this.proc = proc;
+		live.add(proc);
+		proc.on('exit', () => live.delete(proc));
 		proc.stderr.on('data', (b) => { this.stderr += b.toString(); });
 		this.exited = new Promise((resolve) => proc.on('exit', (code, sig) => resolve({ code, sig })));
 		const deadline = Date.now() + 20000;
