@@ -81,7 +81,7 @@ class IPCClient extends EventEmitter {
 		this._clearReconnect();
 		if (this.socket) {
 			// pixl-ipc leaks the old socket here; drop it properly.
-			this._drop(this.socket, ERR_SERVER_CLOSED, false);
+			this._drop(this.socket, ERR_CLIENT_CLOSED, false);
 		}
 		this._open(callback);
 		this._startStats();

@@ -56,14 +56,21 @@ function canConnect(sock) {
 
 // Server runs `procwire serve --socket PATH` as a child process.
 class Server {
-	constructor(sock) {
+	constructor(sock, config) {
 		this.socket = sock || socketPath();
+		this.config = config || null; // text of a configuration file, if any
 		this.proc = null;
 		this.stderr = '';
 	}
 
 	async start() {
-		const proc = spawn(procwireBin(), ['serve', '--socket', this.socket, '--log-level', 'warn'], {
+		const args = ['serve', '--socket', this.socket, '--log-level', 'warn'];
+		if (this.config) {
+			const file = this.socket + '.conf';
+			fs.writeFileSync(file, this.config);
+			args.push('-c', file);
+		}
+		const proc = spawn(procwireBin(), args, {
 			stdio: ['ignore', 'ignore', 'pipe'],
 		});
 		this.proc = proc;
@@ -90,8 +97,8 @@ class Server {
 	}
 }
 
-async function startServer(sock) {
-	return new Server(sock).start();
+async function startServer(sock, config) {
+	return new Server(sock, config).start();
 }
 
 // memLogger records what the client logs.

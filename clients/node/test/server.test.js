@@ -186,6 +186,23 @@ test('a reply over maxMessageSize fails its request at once; the connection stay
 	await c.close();
 });
 
+test('a request over the server\'s max_message_size is answered and the connection stays usable', async () => {
+	const own = await startServer(null, 'ipc {\n    max_message_size 4k;\n}\n');
+	const c = new IPCClient(own.socket, null, { requestTimeout: 500 });
+	await c.connect();
+	const events = [];
+	c.on('data', (m) => events.push(m));
+	// The server answers with ipcReqID null (it cannot know the id of a
+	// line it skipped), so the reply is a 'data' event and the request
+	// itself only ends by its timeout.
+	await assert.rejects(c.send('/ipcserver/test/echo', 'z'.repeat(10000)), (err) => err === 'request_timeout');
+	assert.equal(events.length, 1);
+	assert.equal(events[0].code, 'message_too_large');
+	assert.equal(await c.send('/ipcserver/test/echo', 'fits'), 'fits');
+	await c.close();
+	await own.stop();
+});
+
 test('connect to a missing socket fails with ipc_socket_err', async () => {
 	const c = new IPCClient(socketPath('missing'), null, {});
 	await assert.rejects(c.connect(), (err) => err === 'ipc_socket_err');

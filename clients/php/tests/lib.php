@@ -1,7 +1,8 @@
 <?php
 // A tiny test runner and a real `procwire serve` for the PixlIPCClient tests.
 
-require_once __DIR__ . '/../PixlIPCClient.class.php';
+// PHP_CLIENT_CLASS runs the suite against another copy (e.g. pixl-ipc's own, to see its bugs).
+require_once getenv('PHP_CLIENT_CLASS') ?: __DIR__ . '/../PixlIPCClient.class.php';
 
 class AssertionFailed extends Exception
 {

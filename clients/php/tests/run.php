@@ -230,6 +230,60 @@ $t->add('destructor closes the connection', function () {
 	}, 'the server to see the close');
 });
 
+/** Starts fake_server.php in $mode; returns array(process, socket). */
+function fake($mode)
+{
+	$sock = TestDir::socket('fake-' . $mode);
+	$proc = proc_open(array(PHP_BINARY, __DIR__ . '/fake_server.php', $sock, $mode), array(0 => array('file', '/dev/null', 'r'), 1 => array('file', '/dev/null', 'w'), 2 => STDERR), $pipes);
+	wait_for(function () use ($sock) {
+		return file_exists($sock);
+	}, "fake server on $sock");
+	return array($proc, $sock);
+}
+
+function fake_done($proc)
+{
+	wait_for(function () use ($proc) {
+		return !proc_get_status($proc)['running'];
+	}, 'fake server to exit');
+	proc_close($proc);
+}
+
+$t->add('messages without our id are discarded', function () {
+	list($proc, $sock) = fake('push');
+	$c = new PixlIPCClient($sock);
+	$r = array('mine' => 1);
+	check_same($r, $c->send('/x', $r), 'reply after pushes');
+	check_same($r, $c->send('/x', $r), 'again');
+	$c->close();
+	fake_done($proc);
+});
+
+$t->add('a reply split across a read timeout is completed, not thrown as 5004', function () {
+	list($proc, $sock) = fake('split');
+	$c = new PixlIPCClient($sock, array('requestTimeout' => 150));
+	$a = array('a' => 1);
+	check_same(false, $c->send('/x', $a), 'first half only: timeout');
+	usleep(400 * 1000); // the rest of the first reply arrives meanwhile
+	$b = array('b' => 2);
+	// pixl-ipc decoded the half line at the timeout and threw 5004; here
+	// it is completed, found stale and discarded.
+	check_same($b, $c->send('/x', $b), 'next send');
+	$c->close();
+	fake_done($proc);
+});
+
+$t->add('a blank line from the server is a bad response (5004), as in pixl-ipc', function () {
+	list($proc, $sock) = fake('blank');
+	$c = new PixlIPCClient($sock);
+	$r = array('x' => 1);
+	check_throws(PixlIPCClient::E_BAD_RESPONSE, function () use ($c, $r) {
+		$c->send('/x', $r);
+	}, 'send');
+	$c->close();
+	fake_done($proc);
+});
+
 $t->run(isset($argv[1]) ? $argv[1] : null);
 $server->stop();
 printf("%d passed, %d failed\n", $t->passed, $t->failed);
