@@ -89,6 +89,12 @@ class IPCClient extends EventEmitter {
 
 	_open(callback) {
 		let connected = false;
+		let answered = false;
+		const finish = (err) => {
+			if (answered) return;
+			answered = true;
+			callback(err);
+		};
 		const sock = net.createConnection(this.path);
 		this.socket = sock;
 		const decoder = new LineDecoder(this.maxMessageSize,
@@ -100,7 +106,7 @@ class IPCClient extends EventEmitter {
 			this.stream = sock;
 			this.logDebug(8, 'connection created');
 			this.emit('connect');
-			callback(null);
+			finish(null);
 		});
 		sock.on('data', (chunk) => {
 			this.stats.bytesIn += chunk.length;
@@ -110,7 +116,7 @@ class IPCClient extends EventEmitter {
 			this.logError(ERR_SOCKET, 'Unexpected socket error', err);
 			if (!connected) {
 				if (this.socket === sock) this.socket = null;
-				callback(ERR_SOCKET);
+				finish(ERR_SOCKET);
 				return;
 			}
 			this._drop(sock, ERR_SOCKET, true);
@@ -123,7 +129,13 @@ class IPCClient extends EventEmitter {
 			this._drop(sock, this.closed ? ERR_CLIENT_CLOSED : ERR_SERVER_CLOSED, true);
 		});
 		sock.on('close', () => {
-			if (connected) this._drop(sock, this.closed ? ERR_CLIENT_CLOSED : ERR_SERVER_CLOSED, true);
+			if (connected) {
+				this._drop(sock, this.closed ? ERR_CLIENT_CLOSED : ERR_SERVER_CLOSED, true);
+				return;
+			}
+			// Given up before it connected: close(), or connect() again.
+			if (this.socket === sock) this.socket = null;
+			finish(sock.procwireDropped ? ERR_CLIENT_CLOSED : ERR_SOCKET);
 		});
 	}
 

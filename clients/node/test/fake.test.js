@@ -9,6 +9,10 @@ const IPCClient = require('..');
 const { LineDecoder } = require('..');
 const { socketPath, memLogger, sleep } = require('./helpers');
 
+// Fake servers a failed test left open are closed at the end.
+const open = new Set();
+test.after(async () => { for (const s of open) await s.close(); });
+
 // fakeServer calls onLine(sock, obj) for every request line.
 function fakeServer(onLine) {
 	const sock = socketPath('fake');
@@ -27,11 +31,17 @@ function fakeServer(onLine) {
 			}
 		});
 	});
-	return new Promise((resolve) => srv.listen(sock, () => resolve({
+	const f = {
 		socket: sock,
 		conns,
-		close: () => new Promise((r) => { for (const c of conns) c.destroy(); srv.close(r); }),
-	})));
+		close: () => new Promise((r) => {
+			open.delete(f);
+			for (const c of conns) c.destroy();
+			srv.close(() => r());
+		}),
+	};
+	open.add(f);
+	return new Promise((resolve) => srv.listen(sock, () => resolve(f)));
 }
 
 test('id-less messages from the server are data events', async () => {
@@ -89,6 +99,19 @@ test('server FIN with requests pending fails them at once (pixl-ipc leaves them 
 	assert.equal(c.requestCount, 0);
 	await assert.rejects(c.send('/x', 1), (err) => err === 'no_open_stream');
 	await c.close();
+	await srv.close();
+});
+
+test('close() or connect() while connecting settles the pending connect', async () => {
+	const srv = await fakeServer(() => {});
+	const c = new IPCClient(srv.socket, null, {});
+	const first = c.connect();
+	const second = c.connect();
+	await assert.rejects(first, (err) => err === 'ipc_client_closed');
+	await second;
+	const third = c.connect();
+	await c.close();
+	await assert.rejects(third, (err) => err === 'ipc_client_closed');
 	await srv.close();
 });
 

@@ -7,11 +7,22 @@ const IPCClient = require('..');
 const { Server, startServer, sleep, memLogger, waitFor, socketPath } = require('./helpers');
 
 let server;
+// Every client is closed at the end, so that one a failed test left open
+// (reconnecting forever) cannot keep the test process alive.
+const clients = new Set();
+function client(sock, logger, opts) {
+	const c = new IPCClient(sock, logger, opts);
+	clients.add(c);
+	return c;
+}
 test.before(async () => { server = await startServer(); });
-test.after(async () => { if (server) await server.stop(); });
+test.after(async () => {
+	for (const c of clients) await c.close();
+	if (server) await server.stop();
+});
 
 async function connected(opts, logger) {
-	const c = new IPCClient(server.socket, logger || null, opts || {});
+	const c = client(server.socket, logger || null, opts || {});
 	await c.connect();
 	return c;
 }
@@ -188,7 +199,7 @@ test('a reply over maxMessageSize fails its request at once; the connection stay
 
 test('a request over the server\'s max_message_size is answered and the connection stays usable', async () => {
 	const own = await startServer(null, 'ipc {\n    max_message_size 4k;\n}\n');
-	const c = new IPCClient(own.socket, null, { requestTimeout: 500 });
+	const c = client(own.socket, null, { requestTimeout: 500 });
 	await c.connect();
 	const events = [];
 	c.on('data', (m) => events.push(m));
@@ -204,7 +215,7 @@ test('a request over the server\'s max_message_size is answered and the connecti
 });
 
 test('connect to a missing socket fails with ipc_socket_err', async () => {
-	const c = new IPCClient(socketPath('missing'), null, {});
+	const c = client(socketPath('missing'), null, {});
 	await assert.rejects(c.connect(), (err) => err === 'ipc_socket_err');
 	await new Promise((resolve) => c.connect((err) => { assert.equal(err, 'ipc_socket_err'); resolve(); }));
 	await assert.rejects(c.send('/ipcserver/test/echo', 1), (err) => err === 'no_open_stream');
@@ -228,7 +239,7 @@ test('close lets a reply in flight arrive; send after close fails and does not r
 
 test('graceful shutdown: replies in flight arrive, then pending requests fail at once', async () => {
 	const own = await startServer();
-	const c = new IPCClient(own.socket, null, { autoReconnect: false, requestTimeout: 30000 });
+	const c = client(own.socket, null, { autoReconnect: false, requestTimeout: 30000 });
 	await c.connect();
 	const short = c.send('/ipcserver/test/delay', { delay: 200 });
 	const long = c.send('/ipcserver/test/delay', { delay: 25000 });
@@ -251,7 +262,7 @@ test('graceful shutdown: replies in flight arrive, then pending requests fail at
 test('autoReconnect across a server restart', async () => {
 	const sock = socketPath('restart');
 	let own = await startServer(sock);
-	const c = new IPCClient(sock, null, { autoReconnect: 50 });
+	const c = client(sock, null, { autoReconnect: 50 });
 	await c.connect();
 	assert.equal(await c.send('/ipcserver/test/echo', 'before'), 'before');
 	const gone = new Promise((resolve) => c.once('disconnect', resolve));
@@ -269,7 +280,7 @@ test('autoReconnect across a server restart', async () => {
 test('autoReconnect after SIGKILL of the server', async () => {
 	const sock = socketPath('kill');
 	let own = await startServer(sock);
-	const c = new IPCClient(sock, null, { autoReconnect: 50 });
+	const c = client(sock, null, { autoReconnect: 50 });
 	await c.connect();
 	const failed = assert.rejects(c.send('/ipcserver/test/delay', { delay: 20000 }), (err) => err === 'ipc_server_closed' || err === 'ipc_socket_err');
 	await sleep(50);
@@ -286,7 +297,7 @@ test('autoReconnect after SIGKILL of the server', async () => {
 test('without autoReconnect the client stays down after EOF', async () => {
 	const sock = socketPath('noreconn');
 	let own = await startServer(sock);
-	const c = new IPCClient(sock, null, { autoReconnect: 0 });
+	const c = client(sock, null, { autoReconnect: 0 });
 	await c.connect();
 	await own.stop();
 	await waitFor(() => c.stream === null, 'the client to see EOF');
