@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 const net = require('net');
 const IPCClient = require('..');
 const { LineDecoder } = require('..');
-const { socketPath, memLogger, sleep } = require('./helpers');
+const { socketPath, memLogger, sleep, waitFor } = require('./helpers');
 
 // Fake servers a failed test left open are closed at the end.
 const open = new Set();
@@ -138,6 +138,25 @@ test('data that cannot be encoded fails the send instead of throwing', async () 
 	await assert.rejects(c.send('/x', cyc), (err) => err === 'bad_request');
 	assert.equal(c.requestCount, 0);
 	await c.close();
+	await srv.close();
+});
+
+test('logStatsInterval logs counters until close', async () => {
+	const srv = await fakeServer((c, req) => c.write(JSON.stringify({ ipcReqID: req.ipcReqID, data: 1 }) + '\n'));
+	const log = memLogger();
+	const c = new IPCClient(srv.socket, log, { logStatsInterval: 20 });
+	await c.connect();
+	await c.send('/x', 1);
+	const stats = () => log.debugs.filter((d) => d.msg === 'PixlIPC Stats');
+	await waitFor(() => stats().length > 0, 'a stats line');
+	const s = stats()[stats().length - 1];
+	assert.equal(s.level, 2);
+	assert.equal(s.data.requests, 1);
+	assert.equal(s.data.responses, 1);
+	await c.close();
+	const n = stats().length;
+	await sleep(100);
+	assert.equal(stats().length, n, 'stats logged after close');
 	await srv.close();
 });
 

@@ -6,6 +6,7 @@
 //   split - for the first request: the reply's first half, a pause, then
 //           the rest; later replies whole
 //   blank - a blank line, then the reply
+//   stall - reads nothing for 1.5 s, then exits
 $path = $argv[1];
 $mode = $argv[2];
 @unlink($path);
@@ -17,6 +18,11 @@ if (!$srv) {
 $c = stream_socket_accept($srv, 30);
 if (!$c) {
 	exit(1);
+}
+if ($mode === 'stall') {
+	// Long enough for the client's write to time out.
+	usleep(1500 * 1000);
+	exit(0);
 }
 $n = 0;
 while (($line = fgets($c)) !== false) {

@@ -273,6 +273,17 @@ $t->add('a reply split across a read timeout is completed, not thrown as 5004', 
 	fake_done($proc);
 });
 
+$t->add('a write that times out throws 5006 and drops the connection', function () {
+	list($proc, $sock) = fake('stall');
+	$c = new PixlIPCClient($sock, array('requestTimeout' => 200));
+	$big = array('s' => str_repeat('w', 16 << 20)); // more than the socket buffers hold
+	check_throws(PixlIPCClient::E_TIMEOUT, function () use ($c, $big) {
+		$c->send('/x', $big);
+	}, 'send to a server that does not read');
+	check(!$c->isConnected(), 'connection dropped after a partial write');
+	fake_done($proc);
+});
+
 $t->add('a blank line from the server is a bad response (5004), as in pixl-ipc', function () {
 	list($proc, $sock) = fake('blank');
 	$c = new PixlIPCClient($sock);
