@@ -102,7 +102,12 @@ class IPCClient extends EventEmitter {
 			(head, n) => this._oversize(head, n));
 		sock.on('connect', () => {
 			connected = true;
-			if (this.socket !== sock) return;
+			if (this.socket !== sock) {
+				// Superseded meanwhile by connect() or close().
+				this._drop(sock, ERR_CLIENT_CLOSED, false);
+				finish(ERR_CLIENT_CLOSED);
+				return;
+			}
 			this.stream = sock;
 			this.logDebug(8, 'connection created');
 			this.emit('connect');
