@@ -31,6 +31,34 @@ type Conn struct {
 	lastURI string  // reused when the next request names the same uri
 }
 
+// hangupPoll is how often a connection whose client has stopped sending
+// checks that it is still there to read the answers still being made.
+const hangupPoll = 200 * time.Millisecond
+
+// waitUnlessHungUp waits for the handlers in flight, cancelling them as
+// soon as the client has closed its connection entirely.
+func (c *Conn) waitUnlessHungUp() {
+	done := make(chan struct{})
+	go func() {
+		c.active.Wait()
+		close(done)
+	}()
+	t := time.NewTicker(hangupPoll)
+	defer t.Stop()
+	for {
+		if peerGone(c.nc) {
+			c.cancel()
+			<-done
+			return
+		}
+		select {
+		case <-done:
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c := &Conn{s: s, nc: nc, peer: peer}
 	c.ctx, c.cancel = context.WithCancel(s.ctx)
@@ -104,12 +132,12 @@ func (c *Conn) serve() {
 			var ne net.Error
 			switch {
 			case errors.Is(err, io.EOF):
-				// The client is done sending. As net/http does, tell the
-				// handlers (a long wait for an event should end now), but
-				// still write what they answer: a client that only shut
-				// its sending side gets its replies (pixl-ipc drops them).
-				c.cancel()
-				c.active.Wait()
+				// The client is done sending, not necessarily done
+				// reading: `printf '...' | socat - UNIX:sock` still wants
+				// the answers (pixl-ipc drops them). So handlers run to
+				// completion while the client can read, and are cancelled
+				// once it has closed or died, when nobody will.
+				c.waitUnlessHungUp()
 			case s.stopping.Load():
 				c.drain()
 			case errors.As(err, &ne) && ne.Timeout():

@@ -20,10 +20,10 @@ import (
 // recovered and answered as "handler_error"; the server keeps serving.
 //
 // Handlers run concurrently, each request in its own goroutine, and
-// responses are written in completion order. ctx is cancelled when the
-// client closes its connection (what the handler still returns is
-// written, for clients that only shut their sending side) and when a
-// shutdown gives up waiting after Config.ExitTimeout. The Request and the
+// responses are written in completion order. ctx is cancelled when a
+// shutdown gives up waiting after Config.ExitTimeout or the connection
+// breaks; a client that only ends its sending side still gets what the
+// handler returns, so handlers are not cancelled for that. The Request and the
 // bytes it refers to must not be used after ServeIPC returns.
 type Handler interface {
 	ServeIPC(ctx context.Context, req *Request) (any, error)

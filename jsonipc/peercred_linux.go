@@ -27,3 +27,22 @@ func peerCred(c *net.UnixConn) (Peer, error) {
 	}
 	return Peer{PID: cred.Pid, UID: cred.Uid, GID: cred.Gid}, nil
 }
+
+// peerGone reports whether the client has closed its whole connection,
+// not just its sending side. A Unix stream socket shows POLLHUP only
+// when both directions are shut, so a client that did shutdown(SHUT_WR)
+// and still reads is told apart from one that closed or died.
+func peerGone(c *net.UnixConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return true
+	}
+	gone := false
+	rc.Control(func(fd uintptr) {
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if n, err := unix.Poll(fds, 0); err == nil && n == 1 {
+			gone = fds[0].Revents&(unix.POLLHUP|unix.POLLERR) != 0
+		}
+	})
+	return gone
+}
