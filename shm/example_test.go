@@ -1,0 +1,79 @@
+//go:build linux
+
+package shm_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+
+	"github.com/procwire/procwire/shm"
+)
+
+func Example() {
+	name := fmt.Sprintf("example-%d", os.Getpid())
+	// The first process creates the segment, the others attach it.
+	seg, err := shm.Open(name, 4096, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer shm.Remove(name)
+	defer seg.Close()
+	seg.WriteAt([]byte("hello"), 0)
+
+	other, err := shm.Attach(name, nil)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer other.Close()
+	buf := make([]byte, 5)
+	other.ReadAt(buf, 0)
+	fmt.Printf("%s, %d bytes, created by this Open: %v\n", buf, other.Size(), seg.Created())
+	// Output: hello, 4096 bytes, created by this Open: true
+}
+
+func ExampleMutex() {
+	name := fmt.Sprintf("example-mutex-%d", os.Getpid())
+	// Data layout: the lock, then a counter it protects.
+	seg, err := shm.Open(name, shm.MutexSize+8, &shm.Options{Kind: shm.KindRaw})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer shm.Remove(name)
+	defer seg.Close()
+	mu := shm.MutexAt(seg.Data()[:shm.MutexSize])
+	counter := seg.Data()[shm.MutexSize:]
+
+	recovered, err := mu.Lock(context.Background())
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if recovered {
+		// The previous holder died while holding the lock: check and
+		// repair what it protects before using it.
+	}
+	binary.LittleEndian.PutUint64(counter, binary.LittleEndian.Uint64(counter)+1)
+	mu.Unlock()
+	fmt.Println(binary.LittleEndian.Uint64(counter))
+	// Output: 1
+}
+
+func ExampleList() {
+	infos, err := shm.List()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, in := range infos {
+		if in.Err != nil {
+			fmt.Printf("%s: %v\n", in.Name, in.Err)
+			continue
+		}
+		fmt.Printf("%s: %v v%d, %d bytes, pid %d\n", in.Name, in.Kind, in.Version, in.Size, in.CreatorPID)
+	}
+}
