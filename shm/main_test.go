@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -29,7 +30,14 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Getenv("PROCWIRE_SHM_SEG"), os.Getenv("PROCWIRE_SHM_ARG")))
 	}
+	base := runtime.NumGoroutine()
 	code := m.Run()
+	if n := goroutinesSettle(base); n > base {
+		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n", base, n)
+		if code == 0 {
+			code = 1
+		}
+	}
 	if left, _ := filepath.Glob(filepath.Join(Dir, filePrefix+testPrefix+"*")); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "segments left behind: %v\n", left)
 		for _, p := range left {
@@ -179,6 +187,16 @@ func runChild(role, seg, arg string) int {
 		}
 		out.WriteString("done\n")
 		out.Flush()
+	case "hammer":
+		// Lock and Unlock as fast as possible until killed.
+		m := MutexAt(s.Data())
+		ctr := (*uint64)(unsafePointer(s.Data()[MutexSize:]))
+		ctx := context.Background()
+		for {
+			m.Lock(ctx)
+			*ctr++
+			m.Unlock()
+		}
 	case "crash":
 		var slot int
 		fmt.Sscan(arg, &slot)
@@ -188,4 +206,14 @@ func runChild(role, seg, arg string) int {
 		return 3
 	}
 	return 0
+}
+
+// goroutinesSettle waits up to 5 s for the goroutine count to drop to base
+// and returns the last count.
+func goroutinesSettle(base int) int {
+	n := runtime.NumGoroutine()
+	for deadline := time.Now().Add(5 * time.Second); n > base && time.Now().Before(deadline); n = runtime.NumGoroutine() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return n
 }

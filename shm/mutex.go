@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,10 @@ const (
 // late a cancelled context is noticed.
 const checkInterval = 20 * time.Millisecond
 
+// spins is how many times Lock yields the processor, retrying, before it
+// prepares to sleep.
+const spins = 4
+
 // Mutex is a mutual-exclusion lock in shared memory, usable by every
 // goroutine of every process that maps it. Its zero bytes are an unlocked
 // mutex, so a freshly created segment needs no initialization.
@@ -55,6 +60,11 @@ type Mutex struct {
 	futex *uint32 // the low half of *word
 	recov *uint64 // in shared memory
 	me    uint64  // this process's lock word, without the waiters bit
+
+	// sleeper admits one goroutine of this process at a time to the futex
+	// wait: a futex wait blocks an OS thread, so without it every waiting
+	// goroutine would hold one. The others wait on the channel, parked.
+	sleeper chan struct{}
 }
 
 // MutexAt returns the Mutex stored in b, which must be at least MutexSize
@@ -77,10 +87,11 @@ func MutexAt(b []byte) *Mutex {
 		low = unsafe.Add(p, 4) // big-endian: the low half is the second word
 	}
 	return &Mutex{
-		word:  (*uint64)(p),
-		futex: (*uint32)(low),
-		recov: (*uint64)(unsafe.Add(p, offRecoveries)),
-		me:    uint64(self.PID) | uint64(uint32(self.Start))<<32,
+		word:    (*uint64)(p),
+		futex:   (*uint32)(low),
+		recov:   (*uint64)(unsafe.Add(p, offRecoveries)),
+		me:      uint64(self.PID) | uint64(uint32(self.Start))<<32,
+		sleeper: make(chan struct{}, 1),
 	}
 }
 
@@ -98,6 +109,20 @@ func (m *Mutex) Lock(ctx context.Context) (recovered bool, err error) {
 
 func (m *Mutex) lockSlow(ctx context.Context) (bool, error) {
 	done := ctx.Done()
+	// Critical sections are short: a few yields often see the lock freed
+	// without a system call.
+	for range spins {
+		runtime.Gosched()
+		if atomic.CompareAndSwapUint64(m.word, 0, m.me) {
+			return false, nil
+		}
+	}
+	select {
+	case m.sleeper <- struct{}{}:
+	case <-done:
+		return false, ctx.Err()
+	}
+	defer func() { <-m.sleeper }()
 	var watched uint64 // the owner word we are waiting on
 	var since time.Time
 	for {

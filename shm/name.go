@@ -15,16 +15,16 @@ const filePrefix = "procwire."
 func ValidName(name string) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("%w: empty name", ErrInvalidName)
+		return fmt.Errorf("shm: %w: empty name", ErrInvalidName)
 	case len(name) > MaxNameLen:
-		return fmt.Errorf("%w: name is %d bytes, longer than %d", ErrInvalidName, len(name), MaxNameLen)
+		return fmt.Errorf("shm: %w: name is %d bytes, longer than %d", ErrInvalidName, len(name), MaxNameLen)
 	case name == "." || name == "..":
-		return fmt.Errorf("%w: %q", ErrInvalidName, name)
+		return fmt.Errorf("shm: %w: %q", ErrInvalidName, name)
 	}
 	for i := 0; i < len(name); i++ {
 		c := name[i]
 		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return fmt.Errorf("%w: %q has byte %q at %d; use only A-Z a-z 0-9 . _ -", ErrInvalidName, name, c, i)
+			return fmt.Errorf("shm: %w: %q has byte %q at %d; use only A-Z a-z 0-9 . _ -", ErrInvalidName, name, c, i)
 		}
 	}
 	return nil

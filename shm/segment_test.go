@@ -367,3 +367,39 @@ func TestSegmentMultiProcess(t *testing.T) {
 		t.Fatalf("counter = %d, want %d", got, 3*perChild)
 	}
 }
+
+// TestOpenRace has goroutines Open one name at once: exactly one creates
+// it, and all see the creator's Init.
+func TestOpenRace(t *testing.T) {
+	name := segName(t)
+	defer Remove(name)
+	const n = 8
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	created := 0
+	start := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			<-start
+			s, err := Open(name, 64, &Options{Init: func(b []byte) error { b[0] = 1; return nil }})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer s.Close()
+			if s.Data()[0] != 1 {
+				t.Error("attached a segment before its Init ran")
+			}
+			mu.Lock()
+			if s.Created() {
+				created++
+			}
+			mu.Unlock()
+		})
+	}
+	close(start)
+	wg.Wait()
+	if created != 1 {
+		t.Fatalf("%d Opens created the segment, want 1", created)
+	}
+}

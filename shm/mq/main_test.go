@@ -1,0 +1,238 @@
+//go:build linux
+
+package mq
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/procwire/procwire/shm"
+)
+
+// Child processes are this test binary run again with childEnv naming a
+// role; TestMain runs the role instead of the tests.
+const childEnv = "PROCWIRE_MQ_CHILD"
+
+// testPrefix starts the name of every segment the tests make, so that
+// TestMain can check that none is left behind.
+var testPrefix = fmt.Sprintf("mqtest-%d-", os.Getpid())
+
+func TestMain(m *testing.M) {
+	if role := os.Getenv(childEnv); role != "" {
+		os.Exit(runChild(role))
+	}
+	base := runtime.NumGoroutine()
+	code := m.Run()
+	if n := settleGoroutines(base); n > base {
+		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n", base, n)
+		if code == 0 {
+			code = 1
+		}
+	}
+	if left, _ := filepath.Glob(filepath.Join(shm.Dir, "procwire."+testPrefix+"*")); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "segments left behind: %v\n", left)
+		for _, p := range left {
+			os.Remove(p)
+		}
+		if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func settleGoroutines(base int) int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 200 && n > base; i++ {
+		time.Sleep(10 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+// qName returns a queue name unique to the test and this process.
+func qName(t testing.TB) string {
+	n := strings.Map(func(r rune) rune {
+		if 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, t.Name())
+	return testPrefix + n
+}
+
+// newQueue creates a queue for the test and removes it afterwards.
+func createQ(t testing.TB, capacity int, opts *Options) *Queue {
+	t.Helper()
+	name := qName(t)
+	q, err := Create(name, capacity, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		q.Close()
+		Remove(name)
+	})
+	return q
+}
+
+// child is a running copy of the test binary in some role.
+type child struct {
+	cmd  *exec.Cmd
+	out  *bufio.Scanner
+	done chan error
+}
+
+// startChild runs role with the given environment (KEY=value).
+func startChild(t testing.TB, role string, env ...string) *child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), append([]string{childEnv + "=" + role}, env...)...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &child{cmd: cmd, out: bufio.NewScanner(out), done: make(chan error, 1)}
+	t.Cleanup(func() { c.kill() })
+	return c
+}
+
+// line waits for the child's next output line.
+func (c *child) line(t testing.TB) string {
+	t.Helper()
+	if !c.out.Scan() {
+		t.Fatalf("child ended without output: %v", c.out.Err())
+	}
+	return c.out.Text()
+}
+
+// kill sends SIGKILL and reaps the child.
+func (c *child) kill() {
+	if c.cmd.ProcessState != nil {
+		return
+	}
+	c.cmd.Process.Signal(syscall.SIGKILL)
+	c.cmd.Wait()
+}
+
+func (c *child) wait() error { return c.cmd.Wait() }
+
+func envInt(key string) int {
+	n, _ := strconv.Atoi(os.Getenv(key))
+	return n
+}
+
+// acks is a raw segment of uint64 slots in which producer children record
+// how many messages Send has acknowledged.
+func ackSlot(seg *shm.Segment, i int) *uint64 {
+	return (*uint64)(unsafe.Pointer(&seg.Data()[i*8]))
+}
+
+func runChild(role string) int {
+	name := os.Getenv("MQ_NAME")
+	ctx := context.Background()
+	fail := func(err error) int {
+		fmt.Fprintf(os.Stderr, "child %s: %v\n", role, err)
+		return 3
+	}
+	switch role {
+	case "produce", "produce-batch":
+		// Send forever (until killed), recording acknowledged messages.
+		q, err := Open(name, nil)
+		if err != nil {
+			return fail(err)
+		}
+		ack, err := shm.Attach(os.Getenv("MQ_ACK"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		id := envInt("MQ_ID")
+		slot := ackSlot(ack, id)
+		for seq := uint32(0); ; {
+			if role == "produce" {
+				if err := q.Send(ctx, testMsg(uint32(id), seq, 8+int(seq%100))); err != nil {
+					return fail(err)
+				}
+				seq++
+			} else {
+				k := 1 + int(seq%7)
+				batch := make([][]byte, k)
+				for j := range batch {
+					batch[j] = testMsg(uint32(id), seq+uint32(j), 8+int(seq%50))
+				}
+				if _, err := q.SendBatch(ctx, batch); err != nil {
+					return fail(err)
+				}
+				seq += uint32(k)
+			}
+			atomic.StoreUint64(slot, uint64(seq))
+		}
+	case "send":
+		// Send MQ_N messages of MQ_SIZE bytes, then exit.
+		q, err := Open(name, nil)
+		if err != nil {
+			return fail(err)
+		}
+		n, size := envInt("MQ_N"), envInt("MQ_SIZE")
+		msg := make([]byte, size)
+		if err := q.Send(ctx, []byte("ready")); err != nil {
+			return fail(err)
+		}
+		for range n {
+			if err := q.Send(ctx, msg); err != nil {
+				return fail(err)
+			}
+		}
+		return 0
+	case "stall-claimed", "stall-headerless":
+		// Reserve space and stop before the commit, as if frozen or killed
+		// mid-write.
+		q, err := Open(name, nil)
+		if err != nil {
+			return fail(err)
+		}
+		if role == "stall-claimed" {
+			pos, ok := q.r.reserve(100)
+			if !ok {
+				return fail(ErrFull)
+			}
+			copy(q.r.buf[pos&q.r.mask+recHeader:], "half a messa")
+		} else {
+			atomic.AddUint64(q.r.tail, 64)
+		}
+		fmt.Println("stalled")
+		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
+	case "consume":
+		// Become the consumer, receive MQ_N messages, report, and hang.
+		q, err := Create(name, envInt("MQ_CAP"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		for range envInt("MQ_N") {
+			if _, err := q.Receive(ctx); err != nil {
+				return fail(err)
+			}
+		}
+		fmt.Println("received")
+		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
+	}
+	return fail(fmt.Errorf("unknown role"))
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

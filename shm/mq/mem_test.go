@@ -1,0 +1,74 @@
+package mq
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// memPlatform stands in for futexes and /proc inside one process: waits
+// poll the word, and liveness is whatever the test says.
+type memPlatform struct {
+	dead func(pid int32) bool
+}
+
+func (memPlatform) wait(addr *uint32, val uint32, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for atomic.LoadUint32(addr) == val {
+		if timeout > 0 && time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Microsecond)
+	}
+}
+
+func (memPlatform) wake(*uint32, int) {}
+
+func (p memPlatform) alive(pid int32, _ uint64) bool { return p.dead == nil || !p.dead(pid) }
+
+// memRing is a queue layout in ordinary memory, shared by Queues that
+// stand for separate processes.
+type memRing struct {
+	t    testing.TB
+	data []byte
+	plat memPlatform
+	torn time.Duration
+}
+
+func newMemRing(t testing.TB, capacity, maxMsg int) *memRing {
+	t.Helper()
+	c, err := roundCapacity(capacity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := maxMessageFor(maxMsg, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := make([]uint64, (layoutSize(c)+64)/8)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&raw[0])), len(raw)*8)
+	skip := (64 - int(uintptr(unsafe.Pointer(&b[0]))%64)) % 64
+	data := b[skip : skip+layoutSize(c)]
+	if err := initLayout(data, c, m); err != nil {
+		t.Fatal(err)
+	}
+	return &memRing{t: t, data: data, torn: 50 * time.Millisecond}
+}
+
+// queue opens a Queue on the ring as process pid.
+func (m *memRing) queue(pid int32, consumer bool) *Queue {
+	m.t.Helper()
+	r, err := newRing(m.data, m.plat, ident{pid: pid, start: uint64(pid) * 7}, m.torn)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	if consumer {
+		if err := r.claimOwner(); err != nil {
+			m.t.Fatal(err)
+		}
+	}
+	q := newQueue(r, "mem", consumer, r.maxMsg, nil)
+	m.t.Cleanup(func() { q.Close() })
+	return q
+}

@@ -1,0 +1,32 @@
+//go:build linux
+
+package mq
+
+import (
+	"time"
+
+	"github.com/procwire/procwire/internal/futex"
+	"github.com/procwire/procwire/internal/proc"
+)
+
+// osPlatform is the platform of a real queue: shared futexes and /proc.
+type osPlatform struct{}
+
+func (osPlatform) wait(addr *uint32, val uint32, timeout time.Duration) {
+	if err := futex.Wait(addr, val, timeout); err != nil && err != futex.ErrTimeout {
+		// Not expected (the word is mapped and aligned); sleeping keeps a
+		// caller's retry loop from spinning on it.
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (osPlatform) wake(addr *uint32, n int) { _, _ = futex.Wake(addr, n) }
+
+func (osPlatform) alive(pid int32, start uint64) bool {
+	return proc.Alive(proc.ID{PID: pid, Start: start})
+}
+
+func selfIdent() ident {
+	id := proc.Self()
+	return ident{pid: id.PID, start: id.Start}
+}

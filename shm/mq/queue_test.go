@@ -1,0 +1,298 @@
+//go:build linux
+
+package mq
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/procwire/procwire/shm"
+)
+
+func TestCreateOpenRemove(t *testing.T) {
+	name := qName(t)
+	if _, err := Open(name, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open of missing queue: %v", err)
+	}
+	if err := Remove(name); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Remove of missing queue: %v", err)
+	}
+	c := createQ(t, 5000, &Options{MaxMessage: 3000})
+	if c.MaxMessage() != 3000 || c.Stats().Capacity != 8192 {
+		t.Fatalf("MaxMessage %d, capacity %d", c.MaxMessage(), c.Stats().Capacity)
+	}
+	p, err := Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if p.MaxMessage() != 3000 {
+		t.Errorf("producer MaxMessage %d", p.MaxMessage())
+	}
+	if _, err := Open(name, &Options{MaxMessage: 3001}); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("Open with a larger MaxMessage: %v", err)
+	}
+	if _, err := Create(name, 5000, nil); !errors.Is(err, ErrBusy) {
+		t.Errorf("second Create while the consumer lives: %v", err)
+	}
+	if err := p.Send(context.Background(), []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Receive(context.Background()); err != nil || string(b) != "hello" {
+		t.Fatalf("Receive: %q, %v", b, err)
+	}
+	c.Close()
+	if _, err := Create(name, 1<<20, nil); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("Create with another capacity: %v", err)
+	}
+	for _, bad := range []string{"", "../x", "a/b", "sp ace"} {
+		if _, err := Create(bad, 4096, nil); err == nil {
+			t.Errorf("Create(%q) accepted", bad)
+		}
+	}
+	if _, err := Create(name+"x", 4096, &Options{TornTimeout: -1}); err == nil {
+		t.Error("negative TornTimeout accepted")
+	}
+	// A segment of another kind is not a queue.
+	raw := name + ".raw"
+	seg, err := shm.Create(raw, 4096, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg.Close()
+	defer shm.Remove(raw)
+	if _, err := Open(raw, nil); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("Open of a raw segment: %v", err)
+	}
+	if err := Remove(raw); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("Remove of a raw segment: %v", err)
+	}
+	if err := Remove(name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(name, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open after Remove: %v", err)
+	}
+}
+
+// TestProcessesOrder: several producer processes and goroutines; each
+// one's messages arrive in order, every byte intact.
+func TestProcessesOrder(t *testing.T) {
+	q := createQ(t, 1<<14, nil)
+	const n = 2000
+	var kids []*child
+	for i := range 3 {
+		kids = append(kids, startChild(t, "send", "MQ_NAME="+q.Name(), "MQ_N="+itoa(n), "MQ_SIZE="+itoa(10+i*500)))
+	}
+	ctx := ctxT(t)
+	got := 0
+	for got < 3*(n+1) {
+		_, err := q.ReceiveBatch(ctx, func(b []byte) {
+			if string(b) != "ready" && len(b) != 10 && len(b) != 510 && len(b) != 1010 {
+				t.Fatalf("unexpected %d-byte message", len(b))
+			}
+			got++
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range kids {
+		if err := k.wait(); err != nil {
+			t.Fatalf("child: %v", err)
+		}
+	}
+}
+
+// TestKillMidWrite: a producer process that reserved a message and is
+// killed before committing it is skipped after TornTimeout, whether it
+// had claimed its header or not; while it is alive it is waited for.
+func TestKillMidWrite(t *testing.T) {
+	for _, role := range []string{"stall-claimed", "stall-headerless"} {
+		t.Run(role, func(t *testing.T) {
+			q := createQ(t, 4096, &Options{TornTimeout: 30 * time.Millisecond})
+			k := startChild(t, role, "MQ_NAME="+q.Name())
+			if l := k.line(t); l != "stalled" {
+				t.Fatalf("child said %q", l)
+			}
+			if err := q.Send(context.Background(), []byte("after")); err != nil {
+				t.Fatal(err)
+			}
+			if role == "stall-claimed" {
+				// Alive: the consumer must keep waiting.
+				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+				_, err := q.Receive(ctx)
+				cancel()
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("Receive behind a live writer: %v", err)
+				}
+			}
+			k.kill()
+			b, err := q.Receive(ctxT(t))
+			if err != nil || string(b) != "after" {
+				t.Fatalf("Receive: %q, %v", b, err)
+			}
+			if s := q.Stats(); s.Torn != 1 {
+				t.Errorf("Torn = %d, want 1", s.Torn)
+			}
+		})
+	}
+}
+
+// TestConsumerDies: a consumer process killed after receiving some
+// messages leaves the rest for the next consumer, which may take over
+// only once it is dead.
+func TestConsumerDies(t *testing.T) {
+	name := qName(t)
+	p0, err := Create(name, 8192, nil) // make it, then hand it over
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Remove(name)
+	for i := range uint32(20) {
+		if err := p0.TrySend(testMsg(1, i, 40)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p0.Close()
+	k := startChild(t, "consume", "MQ_NAME="+name, "MQ_CAP=8192", "MQ_N=5")
+	if l := k.line(t); l != "received" {
+		t.Fatalf("child said %q", l)
+	}
+	if _, err := Create(name, 8192, nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Create beside a live consumer: %v", err)
+	}
+	k.kill()
+	q, err := Create(name, 8192, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for i := uint32(5); i < 20; i++ {
+		b, err := q.Receive(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, s := checkMsg(t, b); s != i {
+			t.Fatalf("got %d, want %d", s, i)
+		}
+	}
+}
+
+// TestCrashProducers kills producer processes with SIGKILL at random
+// moments, about a hundred times, while the consumer reads. Afterwards no
+// acknowledged message is lost, none is duplicated, each producer's
+// messages arrived in order, and the queue still works.
+func TestCrashProducers(t *testing.T) {
+	kills := 100
+	if testing.Short() {
+		kills = 30
+	}
+	q := createQ(t, 1<<13, &Options{TornTimeout: 20 * time.Millisecond})
+	ackName := q.Name() + ".ack"
+	ack, err := shm.Create(ackName, 8*(kills+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ack.Close(); shm.Remove(ackName) }()
+
+	next := make([]uint64, kills+1) // next seq expected from each producer
+	var bad atomic.Value
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	wg.Go(func() {
+		q.Listen(ctx, func(b []byte) {
+			if string(b) == "end" {
+				close(done)
+				return
+			}
+			if len(b) < 8 {
+				bad.Store("short message")
+				return
+			}
+			id, seq := checkMsgNoFatal(b)
+			if id < 0 || id > kills || uint64(seq) != next[id] {
+				bad.Store("producer " + itoa(id) + ": got seq " + itoa(int(seq)) + ", want " + itoa(int(next[max(0, min(id, kills))])))
+				return
+			}
+			next[id]++
+		})
+	})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	sem := make(chan struct{}, 3)
+	var kw sync.WaitGroup
+	for id := range kills {
+		sem <- struct{}{}
+		role := "produce"
+		if id%2 == 1 {
+			role = "produce-batch"
+		}
+		k := startChild(t, role, "MQ_NAME="+q.Name(), "MQ_ACK="+ackName, "MQ_ID="+itoa(id))
+		delay := time.Duration(rng.Int64N(int64(3 * time.Millisecond)))
+		kw.Go(func() {
+			defer func() { <-sem }()
+			// Wait until it is sending, then kill it at a random moment.
+			slot := ackSlot(ack, id)
+			deadline := time.Now().Add(20 * time.Second)
+			for atomic.LoadUint64(slot) == 0 && time.Now().Before(deadline) {
+				time.Sleep(200 * time.Microsecond)
+			}
+			time.Sleep(delay)
+			k.kill()
+		})
+	}
+	kw.Wait()
+	p, err := Open(q.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if err := p.Send(ctxT(t), []byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("queue wedged: end marker not received")
+	}
+	cancel()
+	wg.Wait()
+	if v := bad.Load(); v != nil {
+		t.Fatal(v)
+	}
+	var acked, received uint64
+	for id := range kills {
+		a := atomic.LoadUint64(ackSlot(ack, id))
+		if a == 0 {
+			t.Errorf("producer %d never sent", id)
+		}
+		if next[id] < a {
+			t.Errorf("producer %d: %d acknowledged, %d received", id, a, next[id])
+		}
+		if next[id] > a+7 {
+			t.Errorf("producer %d: %d received, only %d acknowledged", id, next[id], a)
+		}
+		acked += a
+		received += next[id]
+	}
+	t.Logf("%d kills: %d messages acknowledged, %d received, %d torn", kills, acked, received, q.Stats().Torn)
+}
+
+func checkMsgNoFatal(b []byte) (int, uint32) {
+	id, seq := int(le32(b)), le32(b[4:])
+	if !bytes.Equal(b, testMsg(uint32(id), seq, len(b))) {
+		return -1, seq
+	}
+	return id, seq
+}
+
+func le32(b []byte) uint32 {
+	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
