@@ -32,6 +32,8 @@ var (
 	ErrInvalidGroup = errors.New("alert: invalid group name")
 	// ErrGroupFull: the group already has MaxMembers members.
 	ErrGroupFull = errors.New("alert: group full")
+	// ErrAlreadyMember: this process has already joined the group (a process joins a group once).
+	ErrAlreadyMember = errors.New("alert: already a member")
 	// ErrMalformed: a record in an inbox could not be decoded.
 	ErrMalformed = errors.New("alert: malformed record")
 )

@@ -112,34 +112,43 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 
 	collectGarbage(ctx, g.log)
-	// A previous incarnation cannot own this name (the start time is in
-	// it), so anything there is garbage from a crashed run of ours.
-	_ = mq.Remove(g.inboxName)
-	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg})
-	if err != nil {
-		g.cancel()
-		return nil, fmt.Errorf("alert: create inbox: %w", err)
-	}
-	g.inbox = inbox
-
 	reg, err := openRegistry(ctx, group, c.Mode)
 	if err != nil {
 		g.cancel()
-		inbox.Close()
-		mq.Remove(g.inboxName)
 		return nil, err
 	}
-	g.reg = reg
+	// The registry stays locked until this member is in it, so that
+	// nobody prunes its inbox (made below) in between.
 	reg.prune()
-	err = reg.add(slot{id: g.self, maxMsg: g.maxMsg, joined: time.Now()})
-	reg.unlock()
-	if err != nil {
-		g.cancel()
+	fail := func(err error) (*Group, error) {
+		if len(reg.members()) == 0 {
+			reg.markRemoved() // do not leave behind a registry we may have created
+		}
+		reg.unlock()
 		reg.close()
-		inbox.Close()
-		mq.Remove(g.inboxName)
+		g.cancel()
 		return nil, err
 	}
+	for _, s := range reg.members() {
+		if s.id == g.self {
+			return fail(fmt.Errorf("%w: this process is already a member of group %q", ErrAlreadyMember, group))
+		}
+	}
+	// A previous incarnation cannot own this name (the start time is in
+	// it), so anything there is garbage from a crashed Join of ours.
+	_ = mq.Remove(g.inboxName)
+	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg})
+	if err != nil {
+		return fail(fmt.Errorf("alert: create inbox: %w", err))
+	}
+	if err := reg.add(slot{id: g.self, maxMsg: g.maxMsg, joined: time.Now()}); err != nil {
+		inbox.Close()
+		mq.Remove(g.inboxName)
+		return fail(err)
+	}
+	reg.unlock()
+	g.inbox = inbox
+	g.reg = reg
 	g.peers.Store(&peerTable{gen: reg.generation() - 1}) // forces the first refresh
 	g.refresh()
 	g.wg.Add(2)
@@ -159,6 +168,14 @@ func (g *Group) Close() error {
 		if err := g.reg.lock(ctx); err != nil {
 			g.closeErr = err
 		} else {
+			// Unlink the inbox before giving up the slot: if this process
+			// dies in between, the slot outlives it and whoever prunes it
+			// finds the inbox already gone, rather than an orphan inbox
+			// that no slot points to.
+			if err := mq.Remove(g.inboxName); err != nil && !errors.Is(err, mq.ErrNotFound) {
+				g.closeErr = err
+			}
+			g.reg.prune()
 			if g.reg.remove(g.self) {
 				g.reg.markRemoved()
 			}
@@ -175,9 +192,6 @@ func (g *Group) Close() error {
 		g.peersMu.Unlock()
 		g.wg.Wait()
 		g.closeErr = errors.Join(g.closeErr, g.inbox.Close())
-		if err := mq.Remove(g.inboxName); err != nil && !errors.Is(err, mq.ErrNotFound) {
-			g.closeErr = errors.Join(g.closeErr, err)
-		}
 		g.closeErr = errors.Join(g.closeErr, g.reg.close())
 	})
 	return g.closeErr

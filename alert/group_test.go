@@ -484,3 +484,11 @@ func TestGarbageOfKilledGroupCollected(t *testing.T) {
 		t.Fatalf("left after Join: %v", left)
 	}
 }
+
+func TestJoinTwiceRefused(t *testing.T) {
+	group := testGroup(t)
+	join(t, group, nil)
+	if _, err := Join(context.Background(), group, nil); !errors.Is(err, ErrAlreadyMember) {
+		t.Fatalf("second Join: %v", err)
+	}
+}

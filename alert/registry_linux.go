@@ -184,9 +184,11 @@ func (r *registry) prune() int {
 		if !ok || proc.Alive(s.id) {
 			continue
 		}
-		r.clear(i)
-		// Best effort: the inbox of a dead member is garbage either way.
+		// The inbox goes first: if this process dies in between, the slot
+		// is still there for the next pruner, rather than an inbox that
+		// no slot names any more. Best effort: it is garbage either way.
 		_ = mq.Remove(inboxName(r.group, s.id))
+		r.clear(i)
 		n++
 	}
 	return n
