@@ -45,7 +45,8 @@
 //   - Alerts whose name has no handler are counted in Stats().Unmatched and
 //     dropped, or passed to the default handler. Handlers given in
 //     Config.Handlers are installed before the member becomes visible, so no
-//     alert can arrive before them.
+//     alert can arrive before them; they may therefore run before Join
+//     returns.
 //   - Nothing queues without bound: each inbox has a fixed size. When the
 //     destination's inbox is full, Send waits for room until its context
 //     ends (policy Block, the default) or returns ErrBackpressure at once
@@ -53,8 +54,10 @@
 //   - Send returns nil once the alert is in the destination's inbox. It
 //     returns an error wrapping ErrNoMember, with ngx.ipc's text "no worker
 //     process with PID N", for a pid that is not a live member, including
-//     one that died (even while Send was waiting for room). An alert
-//     accepted by an inbox whose owner then dies is lost with it.
+//     one that died (even while Send was waiting for room). Members watch
+//     each other through pidfds, so a death is known within moments of the
+//     kernel reporting it; an alert accepted by an inbox whose owner then
+//     dies is lost with it.
 //   - Name and data limits and their error texts are ngx.ipc's: names up to
 //     254 bytes ("alert name length cannot exceed 254, was N"), data up to
 //     4294967040 bytes; both are checked before anything is allocated.

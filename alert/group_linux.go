@@ -34,6 +34,7 @@ type Group struct {
 	maxMsg    int
 
 	handlers handlers
+	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
 
 	peersMu sync.Mutex // serializes refresh
 	peers   atomic.Pointer[peerTable]
@@ -74,6 +75,7 @@ type peer struct {
 
 	ctx    context.Context // ends when the peer dies or leaves
 	cancel context.CancelFunc
+	dead   atomic.Bool // set with cancel; cheaper to test than ctx.Err on every send
 	pidfd  *os.File
 
 	mu    sync.RWMutex // senders hold it shared while using q; retire takes it exclusively to close q
@@ -105,6 +107,7 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 		maxMsg: c.InboxSize / 4,
 	}
 	g.inboxName = inboxName(group, g.self)
+	g.bufs.New = func() any { return new([]byte) }
 	g.HandleMap(c.Handlers)
 	if c.Default != nil {
 		g.HandleDefault(c.Default)
@@ -306,6 +309,12 @@ func (g *Group) refresh() *peerTable {
 	return t
 }
 
+// end marks the peer dead or departed and wakes sends waiting for room in its inbox.
+func (p *peer) end() {
+	p.dead.Store(true)
+	p.cancel()
+}
+
 func (g *Group) newPeer(s slot) *peer {
 	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self}
 	p.ctx, p.cancel = context.WithCancel(g.ctx)
@@ -325,7 +334,7 @@ func (g *Group) watchPeer(p *peer) {
 		err = unix.ESRCH
 	}
 	if err != nil {
-		p.cancel()
+		p.end()
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); g.peerDied(p) }()
 		return
@@ -346,7 +355,7 @@ func (g *Group) watchPeer(p *peer) {
 			return exited
 		})
 		if err == nil && exited {
-			p.cancel()
+			p.end()
 			g.peerDied(p)
 		}
 	}()
@@ -372,7 +381,7 @@ func (g *Group) peerDied(p *peer) {
 // retire closes what this process holds for a peer that left or died,
 // after in-flight sends to it (which its ctx cancels) are done.
 func (g *Group) retire(p *peer) {
-	p.cancel()
+	p.end()
 	if p.pidfd != nil {
 		p.pidfd.Close() // ends the watcher goroutine
 	}
@@ -444,7 +453,7 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 		return ErrClosed
 	}
 	p := g.peers.Load().byPID[pid]
-	if p == nil || p.ctx.Err() != nil {
+	if p == nil || p.dead.Load() {
 		// Maybe it joined (or we learned of a death) after our last look.
 		p = g.table().byPID[pid]
 	}
@@ -457,12 +466,10 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 // stackRecord is the size of records encoded on the stack; larger ones use a pool.
 const stackRecord = 512
 
-var bufPool = sync.Pool{New: func() any { return new([]byte) }}
-
 func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.gone || p.ctx.Err() != nil {
+	if p.gone || p.dead.Load() {
 		return noMember(int(p.id.PID))
 	}
 	q, err := p.queue()
@@ -484,8 +491,8 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) 
 	if size <= len(stack) {
 		b = stack[:size]
 	} else {
-		bp := bufPool.Get().(*[]byte)
-		defer bufPool.Put(bp)
+		bp := g.bufs.Get().(*[]byte)
+		defer g.bufs.Put(bp)
 		if cap(*bp) < size {
 			*bp = make([]byte, size)
 		}
@@ -511,15 +518,15 @@ func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name s
 	}
 	p.bigMu.Lock()
 	defer p.bigMu.Unlock()
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
 	need := recordSize(len(name), min(chunk, len(data)))
 	if cap(*bp) < need {
 		*bp = make([]byte, need)
 	}
 	policy := g.cfg.FullPolicy
 	for off := 0; off < len(data); off += chunk {
-		if p.ctx.Err() != nil {
+		if p.dead.Load() {
 			return noMember(int(p.id.PID))
 		}
 		part := data[off:min(off+chunk, len(data))]
@@ -557,7 +564,7 @@ func (g *Group) put(ctx context.Context, p *peer, q *mq.Queue, b []byte, policy 
 	switch {
 	case err == nil:
 		return nil
-	case p.ctx.Err() != nil && ctx.Err() == nil:
+	case p.dead.Load() && ctx.Err() == nil:
 		return noMember(int(p.id.PID))
 	default:
 		g.rejected.Add(1)

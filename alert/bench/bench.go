@@ -211,7 +211,9 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var received atomic.Uint64
+	// Handlers may run before Join returns; those that need g wait for it.
 	var g *alert.Group
+	joined := make(chan struct{})
 	var wg sync.WaitGroup
 	defer wg.Wait()
 
@@ -227,6 +229,7 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 	handlers := map[string]alert.HandlerFunc{
 		"b": func(ctx context.Context, a *alert.Alert) { received.Add(1) },
 		"all": func(ctx context.Context, a *alert.Alert) {
+			<-joined
 			warmup := time.Duration(binary.LittleEndian.Uint64(a.Data))
 			d := time.Duration(binary.LittleEndian.Uint64(a.Data[8:]))
 			size := int(binary.LittleEndian.Uint64(a.Data[16:]))
@@ -260,6 +263,7 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 			}()
 		},
 		"rtt": func(ctx context.Context, a *alert.Alert) {
+			<-joined
 			now := time.Now()
 			rtt.warm = now.Add(time.Duration(binary.LittleEndian.Uint64(a.Data)))
 			rtt.end = rtt.warm.Add(time.Duration(binary.LittleEndian.Uint64(a.Data[8:])))
@@ -300,6 +304,7 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 	if err != nil {
 		return err
 	}
+	close(joined)
 	defer g.Close()
 	io.Copy(io.Discard, stdin)
 	cancel()
