@@ -618,6 +618,10 @@ func (g *Group) receive() {
 				idleSince = now
 			}
 			if now.Sub(idleSince) < g.cfg.Spin {
+				// Give the core to another runnable process, if any (it may
+				// be the very sender we wait for): spinning on an
+				// oversubscribed machine otherwise costs a time slice.
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 				continue
 			}
 		}
