@@ -50,7 +50,8 @@
 //   - Nothing queues without bound: each inbox has a fixed size. When the
 //     destination's inbox is full, Send waits for room until its context
 //     ends (policy Block, the default) or returns ErrBackpressure at once
-//     (policy Fail).
+//     (policy Fail); either is counted in Stats().Rejected. A large alert's
+//     first chunk follows the policy; its later chunks wait for room.
 //   - Send returns nil once the alert is in the destination's inbox. It
 //     returns an error wrapping ErrNoMember, with ngx.ipc's text "no worker
 //     process with PID N", for a pid that is not a live member, including
@@ -64,8 +65,9 @@
 //
 // # Waiting and CPU cost
 //
-// When its inbox is empty, the receive goroutine spins for Config.Spin
-// (default 50µs) before it sleeps on a futex. While alerts arrive more often
+// When its inbox is empty, the receive goroutine polls for Config.Spin
+// (default 50µs), yielding the core between polls, before it sleeps on a
+// futex. While alerts arrive more often
 // than that, the receiver never sleeps and senders never make a system
 // call; the price is up to one core busy for Spin after each burst. With
 // Spin negative (NoSpin) an idle member uses no CPU at all, and each wake-up

@@ -463,8 +463,9 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 	return g.deliver(ctx, p, name, data)
 }
 
-// stackRecord is the size of records encoded on the stack; larger ones use a pool.
-const stackRecord = 512
+// stackRecord is the size of records encoded on the stack (zeroed on every
+// call, so kept small); larger ones use a pooled buffer.
+const stackRecord = 192
 
 func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
 	p.mu.RLock()
