@@ -39,6 +39,23 @@ func checkGoroutines(t *testing.T) {
 	})
 }
 
+// checkLeaks fails the test if it leaves goroutines or file descriptors
+// behind. Call it first, so that its check runs after every other cleanup.
+func checkLeaks(t *testing.T) {
+	fds := countFDs(t)
+	checkGoroutines(t)
+	t.Cleanup(func() {
+		deadline := time.Now().Add(10 * time.Second)
+		for countFDs(t) > fds {
+			if time.Now().After(deadline) {
+				t.Errorf("fds: %d before, %d after", fds, countFDs(t))
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
 func countFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -48,14 +65,8 @@ func countFDs(t *testing.T) int {
 }
 
 func TestSendReplyBetweenProcesses(t *testing.T) {
-	checkGoroutines(t)
-	fds := countFDs(t)
+	checkLeaks(t)
 	group := testGroup(t)
-	t.Cleanup(func() {
-		if n := countFDs(t); n > fds {
-			t.Errorf("fds: %d before, %d after", fds, n)
-		}
-	})
 	got := make(chan *Alert, 1)
 	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{
 		"pong": func(ctx context.Context, a *Alert) {
@@ -124,7 +135,7 @@ func TestLimits(t *testing.T) {
 // Ordering per sender→receiver pair under load: several children send
 // numbered alerts to us through a small inbox (so senders block often).
 func TestOrderPerSenderUnderLoad(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	const senders, each = 3, 20000
 	var mu sync.Mutex
@@ -159,7 +170,7 @@ func TestOrderPerSenderUnderLoad(t *testing.T) {
 
 // A large alert is chunked through the 4 MiB inbox and arrives whole.
 func TestLargeAlertIntact(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	size := 300 << 20
 	if testing.Short() {
@@ -192,7 +203,7 @@ func TestLargeAlertIntact(t *testing.T) {
 // Sending to oneself, even from a handler, goes through the inbox: the
 // handler of the second alert never runs inside the first.
 func TestSelfSendAsync(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	var running atomic.Bool
 	var nested atomic.Bool
@@ -225,7 +236,7 @@ func TestSelfSendAsync(t *testing.T) {
 }
 
 func TestPanickingHandlerKeepsReceiving(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	var logs syncBuffer
 	var ok atomic.Int32
@@ -251,7 +262,7 @@ func TestPanickingHandlerKeepsReceiving(t *testing.T) {
 }
 
 func TestUnmatchedAndDefault(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	g := join(t, group, nil)
 	ctx := context.Background()
@@ -290,7 +301,7 @@ func TestReplyAfterHandler(t *testing.T) {
 
 // A full inbox blocks or fails by policy, never grows.
 func TestBackpressure(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	g := join(t, group, &Config{FullPolicy: Fail})
 	c := startChild(t, group, "echo", 0, MinInboxSize)
@@ -343,7 +354,7 @@ func TestBackpressure(t *testing.T) {
 // kill -9 of members mid-stream: senders of large (chunked) alerts and
 // receivers; the group keeps working and forgets them.
 func TestKillMidSend(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	var floods atomic.Int64
 	pongs := make(chan int, 16)
@@ -406,7 +417,7 @@ func TestKillMidSend(t *testing.T) {
 // Members join and die while broadcasts flow; every live member gets them
 // and the membership converges.
 func TestMembershipChurn(t *testing.T) {
-	checkGoroutines(t)
+	checkLeaks(t)
 	group := testGroup(t)
 	pongs := make(chan int, 1024)
 	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{
@@ -490,5 +501,26 @@ func TestJoinTwiceRefused(t *testing.T) {
 	join(t, group, nil)
 	if _, err := Join(context.Background(), group, nil); !errors.Is(err, ErrAlreadyMember) {
 		t.Fatalf("second Join: %v", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	checkLeaks(t)
+	g, err := Join(context.Background(), testGroup(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	ctx := context.Background()
+	if err := g.Send(ctx, g.PID(), "x", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v", err)
+	}
+	if err := g.Broadcast(ctx, "x", nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("Broadcast after Close: %v", err)
 	}
 }
