@@ -78,11 +78,11 @@ type peer struct {
 	dead   atomic.Bool // set with cancel; cheaper to test than ctx.Err on every send
 	pidfd  *os.File
 
-	mu    sync.RWMutex // senders hold it shared while using q; retire takes it exclusively to close q
-	q     *mq.Queue    // opened on first send, under mu (exclusive) or qOnce
-	qErr  error
+	mu    sync.RWMutex // senders hold it shared while using q; retire holds it to close q
+	q     *mq.Queue    // opened by the first send (qOnce); closed by retire
+	qErr  error        // why the open failed; kept until the peer is retired
 	qOnce sync.Once
-	gone  bool
+	gone  bool       // retired; guarded by mu
 	bigMu sync.Mutex // one chunked transfer at a time per destination, so the receiver reassembles per sender
 }
 
@@ -90,7 +90,9 @@ type handlerCtxKey struct{}
 
 // Join makes the calling process a member of group, creating the group if
 // it has no members. ctx bounds the wait for the group's registry lock.
-// The member receives alerts until Close.
+// The member receives alerts until Close; handlers from cfg may run before
+// Join returns. A process joins a given group once (ErrAlreadyMember).
+// Join also removes what killed members of any group left in /dev/shm.
 func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	if err := checkGroup(group); err != nil {
 		return nil, err
