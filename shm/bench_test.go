@@ -5,6 +5,8 @@ package shm
 import (
 	"context"
 	"testing"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 // BenchmarkMutexUncontended measures one Lock+Unlock pair with no other
@@ -26,8 +28,8 @@ func BenchmarkMutexUncontended(b *testing.B) {
 func BenchmarkMutexContended2Proc(b *testing.B) {
 	s := newSeg(b, MutexSize+8)
 	m := MutexAt(s.Data())
-	c := startChild(b, "hammer", s.Name(), "")
-	defer c.kill()
+	c := proctest.Start(b, "hammer", s.Name(), "")
+	defer c.Kill()
 	ctx := context.Background()
 	ctr := (*uint64)(unsafePointer(s.Data()[MutexSize:]))
 	for *(*uint64)(unsafePointer(s.Data()[MutexSize:])) == 0 {

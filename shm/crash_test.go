@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 func unsafePointer(b []byte) unsafe.Pointer { return unsafe.Pointer(&b[0]) }
@@ -92,10 +94,10 @@ func TestMutexCrash(t *testing.T) {
 	const running = 4
 	s := newSeg(t, int(unsafe.Sizeof(crashState{})))
 	name := s.Name()
-	var children []*child // indexed by slot
+	var children []*proctest.Child // indexed by slot
 	spawn := func() int {
 		slot := len(children)
-		children = append(children, startChild(t, "crash", name, fmt.Sprint(slot)))
+		children = append(children, proctest.Start(t, "crash", name, fmt.Sprint(slot)))
 		return slot
 	}
 	live := map[int]bool{}
@@ -104,7 +106,7 @@ func TestMutexCrash(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		for slot := range live {
-			children[slot].kill()
+			children[slot].Kill()
 		}
 	})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
@@ -115,7 +117,7 @@ func TestMutexCrash(t *testing.T) {
 		victim := -1
 		for victim < 0 {
 			for slot := range live {
-				if children[slot].acks.Load() > 0 {
+				if children[slot].Acks() > 0 {
 					victim = slot
 					break
 				}
@@ -126,14 +128,14 @@ func TestMutexCrash(t *testing.T) {
 			time.Sleep(200 * time.Microsecond)
 		}
 		time.Sleep(time.Duration(rng.IntN(2000)) * time.Microsecond)
-		children[victim].kill()
+		children[victim].Kill()
 		delete(live, victim)
 		if len(children) < crashSlots {
 			live[spawn()] = true
 		}
 	}
 	for slot := range live {
-		children[slot].kill()
+		children[slot].Kill()
 		delete(live, slot)
 	}
 
@@ -151,7 +153,7 @@ func TestMutexCrash(t *testing.T) {
 	defer m.Unlock()
 	var sum, acked uint64
 	for slot, ch := range children {
-		a, n := uint64(ch.acks.Load()), c.tally[slot]
+		a, n := uint64(ch.Acks()), c.tally[slot]
 		if n < a || n > a+1 {
 			t.Errorf("child %d: %d increments in memory, %d acknowledged", slot, n, a)
 		}

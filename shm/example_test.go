@@ -5,6 +5,7 @@ package shm_test
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 
@@ -33,6 +34,36 @@ func Example() {
 	other.ReadAt(buf, 0)
 	fmt.Printf("%s, %d bytes, created by this Open: %v\n", buf, other.Size(), seg.Created())
 	// Output: hello, 4096 bytes, created by this Open: true
+}
+
+func ExampleCreate() {
+	name := fmt.Sprintf("example-create-%d", os.Getpid())
+	opts := &shm.Options{
+		Kind:    shm.KindRaw,
+		Version: 1,
+		// Init runs before any other process can see the segment.
+		Init: func(data []byte) error {
+			copy(data, "ready")
+			return nil
+		},
+	}
+	seg, err := shm.Create(name, 64, opts)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer shm.Remove(name)
+	defer seg.Close()
+	fmt.Printf("%s\n", seg.Data()[:5])
+
+	_, err = shm.Create(name, 64, opts)
+	fmt.Println(errors.Is(err, shm.ErrExists))
+	_, err = shm.Attach(name, &shm.Options{Kind: shm.KindDict})
+	fmt.Println(errors.Is(err, shm.ErrIncompatible))
+	// Output:
+	// ready
+	// true
+	// true
 }
 
 func ExampleMutex() {

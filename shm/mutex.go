@@ -204,6 +204,8 @@ func alive(owner uint64) bool {
 
 // TryLock takes the lock if it is free or its holder is dead, without
 // waiting. recovered is true when the previous holder died holding it.
+// When the lock is held, TryLock reads /proc to check the holder, which
+// costs a few microseconds: prefer Lock to polling with TryLock.
 func (m *Mutex) TryLock() (ok, recovered bool) {
 	if atomic.CompareAndSwapUint64(m.word, 0, m.me) {
 		return true, false

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/procwire/procwire/internal/proc"
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 // TestMutexGoroutines has goroutines contend through two different
@@ -63,8 +64,8 @@ func TestMutexRecoverKilledHolder(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			s := newSeg(t, MutexSize)
 			m := MutexAt(s.Data())
-			c := startChild(t, "hold", s.Name(), "")
-			c.waitLine(t, "locked")
+			c := proctest.Start(t, "hold", s.Name(), "")
+			c.WaitLine(t, "locked")
 			if ok, _ := m.TryLock(); ok {
 				t.Fatal("TryLock succeeded while a live child holds the lock")
 			}
@@ -89,10 +90,10 @@ func TestMutexRecoverKilledHolder(t *testing.T) {
 				time.Sleep(30 * time.Millisecond) // let them sleep on the futex
 			}
 			// SIGKILL but do not reap: a zombie holder is dead too.
-			if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			if err := c.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}
-			defer c.kill()
+			defer c.Kill()
 			if waiters > 0 {
 				wg.Wait()
 				if n := recoveredByWaiters.Load(); n != 1 {
@@ -217,4 +218,29 @@ func TestMutexMisuse(t *testing.T) {
 	mustPanic("Unlock of another process's lock", m.Unlock)
 	mustPanic("MutexAt short", func() { MutexAt(s.Data()[:MutexSize-1]) })
 	mustPanic("MutexAt misaligned", func() { MutexAt(s.Data()[4:]) })
+}
+
+// TestMutexWaitersDoNotPinThreads checks that goroutines of one process
+// waiting for a held lock do not each block an OS thread in futex_wait.
+func TestMutexWaitersDoNotPinThreads(t *testing.T) {
+	s := newSeg(t, MutexSize)
+	m := MutexAt(s.Data())
+	m.Lock(context.Background())
+	before := proctest.Threads(t)
+	const waiters = 200
+	var wg sync.WaitGroup
+	for range waiters {
+		wg.Go(func() {
+			m.Lock(context.Background())
+			m.Unlock()
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	during := proctest.Threads(t)
+	m.Unlock()
+	wg.Wait()
+	t.Logf("threads: %d before, %d with %d waiters", before, during, waiters)
+	if during-before > waiters/4 {
+		t.Fatalf("%d waiting goroutines grew the process from %d to %d threads", waiters, before, during)
+	}
 }

@@ -116,7 +116,9 @@ func (s *Segment) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // WriteAt copies p into the data area at off. A write that would not fit
-// writes nothing and returns an error wrapping ErrOutOfRange.
+// writes nothing and returns an error wrapping ErrOutOfRange. ReadAt and
+// WriteAt do not synchronize with other processes: a reader may see a
+// write half done unless both hold a Mutex.
 func (s *Segment) WriteAt(p []byte, off int64) (int, error) {
 	if s.isClosed() {
 		return 0, fmt.Errorf("shm: write %s: %w", s.name, ErrClosed)

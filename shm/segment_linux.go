@@ -3,6 +3,7 @@
 package shm
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -142,7 +143,9 @@ func create(name string, size int, o *Options) (*Segment, error) {
 	if err := unix.Access(p, unix.F_OK); err == nil {
 		return nil, fmt.Errorf("shm: create %s: %w", name, ErrExists)
 	}
-	fd, tmp, err := openUnnamed(o.Mode)
+	// publish links an O_TMPFILE file through /proc/self/fd.
+	tmpfile := unix.Access("/proc/self/fd", unix.F_OK) == nil
+	fd, tmp, err := openUnnamed(o.Mode, tmpfile)
 	if err != nil {
 		return nil, fmt.Errorf("shm: create %s: %w", name, err)
 	}
@@ -188,36 +191,43 @@ func create(name string, size int, o *Options) (*Segment, error) {
 	// atomically so that a reader that can see the file sees either no
 	// magic or a complete header.
 	copy(mem[8:headerSize], hb[8:])
-	fail := func(err error) (*Segment, error) {
-		unix.Munmap(mem)
-		return nil, err
-	}
+	// Unmap unless published, also if Init panics.
+	published := false
+	defer func() {
+		if !published {
+			unix.Munmap(mem)
+		}
+	}()
 	if o.Init != nil {
 		if err := o.Init(s.data); err != nil {
-			return fail(fmt.Errorf("shm: create %s: init: %w", name, err))
+			return nil, fmt.Errorf("shm: create %s: init: %w", name, err)
 		}
 	}
-	atomic.StoreUint64((*uint64)(unsafe.Pointer(&mem[offMagic])), magic)
+	// hb holds the magic's little-endian bytes; store them as one word.
+	atomic.StoreUint64((*uint64)(unsafe.Pointer(&mem[offMagic])), binary.NativeEndian.Uint64(hb[offMagic:]))
 	if err := publish(fd, tmp, p); err != nil {
 		if err == unix.EEXIST {
-			return fail(fmt.Errorf("shm: create %s: %w", name, ErrExists))
+			return nil, fmt.Errorf("shm: create %s: %w", name, ErrExists)
 		}
-		return fail(fmt.Errorf("shm: create %s: link: %w", name, err))
+		return nil, fmt.Errorf("shm: create %s: link: %w", name, err)
 	}
+	published = true
 	return s, nil
 }
 
 // openUnnamed opens a new file in Dir that has no name yet. It uses
-// O_TMPFILE where the kernel supports it, so that a creator that dies
-// leaves nothing behind; otherwise it makes a hidden temporary file whose
-// name it returns for removal.
-func openUnnamed(mode os.FileMode) (fd int, tmp string, err error) {
-	fd, err = unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(mode))
-	if err == nil {
-		return fd, "", nil
-	}
-	if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL {
-		return -1, "", fmt.Errorf("open unnamed file in %s: %w", Dir, err)
+// O_TMPFILE if tmpfile is set and the kernel supports it, so that a creator
+// that dies leaves nothing behind; otherwise it makes a hidden temporary
+// file whose name it returns for removal.
+func openUnnamed(mode os.FileMode, tmpfile bool) (fd int, tmp string, err error) {
+	if tmpfile {
+		fd, err = unix.Open(Dir, unix.O_TMPFILE|unix.O_RDWR|unix.O_CLOEXEC, uint32(mode))
+		if err == nil {
+			return fd, "", nil
+		}
+		if err != unix.EOPNOTSUPP && err != unix.EISDIR && err != unix.EINVAL {
+			return -1, "", fmt.Errorf("open unnamed file in %s: %w", Dir, err)
+		}
 	}
 	var rnd [8]byte
 	for range 100 {

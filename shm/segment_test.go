@@ -9,8 +9,11 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 func TestValidName(t *testing.T) {
@@ -273,6 +276,17 @@ func TestInitError(t *testing.T) {
 	if _, err := Attach(name, nil); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Attach after failed Init = %v, want ErrNotFound", err)
 	}
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Error("a panic in Init was swallowed")
+			}
+		}()
+		Create(name, 64, &Options{Init: func([]byte) error { panic("init") }})
+	}()
+	if _, err := Attach(name, nil); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Attach after Init panicked = %v, want ErrNotFound", err)
+	}
 }
 
 func TestReadWriteAt(t *testing.T) {
@@ -354,12 +368,12 @@ func TestList(t *testing.T) {
 func TestSegmentMultiProcess(t *testing.T) {
 	s := newSeg(t, MutexSize+8)
 	const perChild = 2000
-	var cs []*child
+	var cs []*proctest.Child
 	for range 3 {
-		cs = append(cs, startChild(t, "count", s.Name(), "2000"))
+		cs = append(cs, proctest.Start(t, "count", s.Name(), "2000"))
 	}
 	for _, c := range cs {
-		if err := c.wait(); err != nil {
+		if err := c.Wait(); err != nil {
 			t.Fatal("child:", err)
 		}
 	}
@@ -401,5 +415,27 @@ func TestOpenRace(t *testing.T) {
 	wg.Wait()
 	if created != 1 {
 		t.Fatalf("%d Opens created the segment, want 1", created)
+	}
+}
+
+// TestPublishNamedTemp checks the fallback for systems without O_TMPFILE
+// or /proc: a hidden temporary file, linked under the name, then removed.
+func TestPublishNamedTemp(t *testing.T) {
+	fd, tmp, err := openUnnamed(0o600, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	if !strings.HasPrefix(tmp, Dir+"/.procwire-new-") {
+		t.Fatalf("temporary file %q", tmp)
+	}
+	defer os.Remove(tmp)
+	p := Dir + "/" + filePrefix + segName(t)
+	if err := publish(fd, tmp, p); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(p)
+	if err := publish(fd, tmp, p); !errors.Is(err, syscall.EEXIST) {
+		t.Fatalf("second publish = %v, want EEXIST", err)
 	}
 }

@@ -4,6 +4,7 @@ package futex
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -12,7 +13,70 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
+
+func TestMain(m *testing.M) {
+	os.Exit(proctest.Main(m, func(role string, args []string) int {
+		// "wait PATH": wait on the file's first word until it is non-zero.
+		w, unmap, err := mapWord(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 3
+		}
+		defer unmap()
+		fmt.Println("waiting")
+		for atomic.LoadUint32(w) == 0 {
+			if err := Wait(w, 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				return 3
+			}
+		}
+		fmt.Println("woke")
+		return 0
+	}, "/dev/shm/procwire-futex-test-*"))
+}
+
+func mapWord(path string) (*uint32, func(), error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	mem, err := unix.Mmap(int(f.Fd()), 0, 4096, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, nil, err
+	}
+	return (*uint32)(unsafe.Pointer(&mem[0])), func() { unix.Munmap(mem) }, nil
+}
+
+// TestWakeOtherProcess has a child process sleep on a word of a shared
+// file and wakes it from the parent.
+func TestWakeOtherProcess(t *testing.T) {
+	path := filepath.Join("/dev/shm", "procwire-futex-test-"+t.Name()+"-"+itoa(os.Getpid()))
+	if err := os.WriteFile(path, make([]byte, 4096), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(path)
+	w, unmap, err := mapWord(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unmap()
+	c := proctest.Start(t, "wait", path)
+	defer c.Kill()
+	c.WaitLine(t, "waiting")
+	time.Sleep(20 * time.Millisecond) // most likely asleep in the kernel by now
+	atomic.StoreUint32(w, 1)
+	if _, err := Wake(w, 1); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitLine(t, "woke")
+	if err := c.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // sharedWord maps a one-page file in /dev/shm with MAP_SHARED, the way
 // procwire segments are mapped, and returns a word in it.

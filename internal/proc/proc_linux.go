@@ -57,7 +57,7 @@ func Lookup(pid int32) (ID, error) {
 	if err != nil {
 		return ID{}, fmt.Errorf("proc: %s: %w", p, err)
 	}
-	if state == 'Z' || state == 'X' || state == 'x' {
+	if (state == 'Z' || state == 'X' || state == 'x') && !otherThreads(pid) {
 		return ID{}, fmt.Errorf("proc: pid %d is a zombie: %w", pid, ErrNotFound)
 	}
 	return ID{PID: pid, Start: start}, nil
@@ -88,6 +88,29 @@ func Alive(id ID) bool {
 	default:
 		return true
 	}
+}
+
+// otherThreads reports whether the process pid has threads besides its
+// main one. A process whose main thread exited while others run (a C
+// program calling pthread_exit in main) shows the main thread as a zombie,
+// yet it lives on. When unsure it answers true.
+func otherThreads(pid int32) bool {
+	f, err := os.Open("/proc/" + strconv.Itoa(int(pid)) + "/task")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return true
+	}
+	self := strconv.Itoa(int(pid))
+	for _, n := range names {
+		if n != self {
+			return true
+		}
+	}
+	return false
 }
 
 // readFile reads a small file into buf without the allocations of os.ReadFile;

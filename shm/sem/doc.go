@@ -15,10 +15,15 @@
 // given back when it dies, as SEM_UNDO does for System V semaphores: each
 // such process has an entry {pid, start time, units held} in a table in the
 // segment, and any process that would have to wait for a unit first
-// reclaims the entries of dead processes. Unlike SEM_UNDO, releasing a unit
-// a process did not acquire (one process acquires, another releases) does
-// not skew the count: a Release only lowers the caller's own held count if
-// it is above zero.
+// reclaims the entries of dead processes.
+//
+// Undo is meant for units that the same process acquires and releases, as
+// with a lock. A Release lowers the caller's held count only if it is above
+// zero, so, unlike SEM_UNDO, a process releasing units it never acquired
+// never has a unit taken back when it exits. But a unit acquired with Undo
+// and released by another process still counts as held by the acquirer,
+// and comes back a second time if the acquirer dies: for units handed from
+// one process to another, open without Undo.
 //
 // The count and the table are updated under an shm.Mutex with an undo
 // journal, so a process killed at any instruction leaves a state that the

@@ -188,7 +188,13 @@ func Remove(name string) error {
 func (s *Sem) Name() string { return s.name }
 
 // Value returns the current count: how many units could be acquired now.
-func (s *Sem) Value() int { return int(atomic.LoadUint32(&s.l.value) & countMask) }
+// It returns 0 after Close.
+func (s *Sem) Value() int {
+	if s.closed.Load() {
+		return 0
+	}
+	return int(atomic.LoadUint32(&s.l.value) & countMask)
+}
 
 // lock takes the mutex and repairs an update interrupted by a dead process.
 func (s *Sem) lock(ctx context.Context) error {
@@ -219,22 +225,22 @@ func (s *Sem) repair() {
 }
 
 // update sets the value word and, if slot >= 0, the held count of that
-// table entry, journaled so that a crash in between is rolled back. The
+// table entry; a two-word update is journaled so that a crash in between
+// is rolled back. The
 // caller holds the mutex. Atomic stores keep the steps in order.
 func (s *Sem) update(value uint32, slot int, held int64) {
 	l := s.l
-	atomic.StoreUint32(&l.jValue, atomic.LoadUint32(&l.value))
-	if slot >= 0 {
-		atomic.StoreUint32(&l.jSlot, uint32(slot+1))
-		atomic.StoreInt64(&l.jHeld, atomic.LoadInt64(&l.table[slot].held))
-	} else {
-		atomic.StoreUint32(&l.jSlot, 0)
+	if slot < 0 {
+		// One word: the store itself is all or nothing.
+		atomic.StoreUint32(&l.value, value)
+		return
 	}
+	atomic.StoreUint32(&l.jValue, atomic.LoadUint32(&l.value))
+	atomic.StoreUint32(&l.jSlot, uint32(slot+1))
+	atomic.StoreInt64(&l.jHeld, atomic.LoadInt64(&l.table[slot].held))
 	atomic.StoreUint32(&l.jActive, 1)
 	atomic.StoreUint32(&l.value, value)
-	if slot >= 0 {
-		atomic.StoreInt64(&l.table[slot].held, held)
-	}
+	atomic.StoreInt64(&l.table[slot].held, held)
 	atomic.StoreUint32(&l.jActive, 0)
 }
 

@@ -3,15 +3,11 @@
 package sem
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,35 +16,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/procwire/procwire/internal/proc/proctest"
 	"github.com/procwire/procwire/shm"
 )
 
-const childEnv = "PROCWIRE_SEM_CHILD"
-
 var testPrefix = fmt.Sprintf("semtest-%d-", os.Getpid())
 
+// TestMain runs a child role (see runChild) in processes started by
+// proctest.Start, and the tests otherwise, checking that they leave no
+// semaphore or goroutine behind.
 func TestMain(m *testing.M) {
-	if role := os.Getenv(childEnv); role != "" {
-		os.Exit(runChild(role, os.Getenv("PROCWIRE_SEM_NAME"), os.Getenv("PROCWIRE_SEM_ARG")))
-	}
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if n := goroutinesSettle(base); n > base {
-		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n", base, n)
-		if code == 0 {
-			code = 1
-		}
-	}
-	if left, _ := filepath.Glob("/dev/shm/procwire.sem." + testPrefix + "*"); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "semaphores left behind: %v\n", left)
-		for _, p := range left {
-			os.Remove(p)
-		}
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(proctest.Main(m, func(role string, args []string) int {
+		args = append(args, "", "")
+		return runChild(role, args[0], args[1])
+	}, "/dev/shm/procwire.sem."+testPrefix+"*"))
 }
 
 func semName(t testing.TB) string {
@@ -72,73 +53,6 @@ func open(t testing.TB, initial int, opts *Options) *Sem {
 		Remove(s.Name())
 	})
 	return s
-}
-
-type child struct {
-	cmd   *exec.Cmd
-	lines chan string
-	acks  atomic.Int64
-	done  chan struct{}
-}
-
-func startChild(t testing.TB, role, name, arg string) *child {
-	t.Helper()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+role, "PROCWIRE_SEM_NAME="+name, "PROCWIRE_SEM_ARG="+arg)
-	cmd.Stdout = w
-	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	w.Close()
-	c := &child{cmd: cmd, lines: make(chan string, 16), done: make(chan struct{})}
-	go func() {
-		defer close(c.done)
-		defer close(c.lines)
-		defer r.Close()
-		sc := bufio.NewScanner(r)
-		for sc.Scan() {
-			c.acks.Add(1)
-			select {
-			case c.lines <- sc.Text():
-			default:
-			}
-		}
-	}()
-	return c
-}
-
-func (c *child) waitLine(t testing.TB, want string) {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				t.Fatalf("child exited before printing %q", want)
-			}
-			if l == want {
-				return
-			}
-		case <-timeout:
-			t.Fatalf("child did not print %q within 30s", want)
-		}
-	}
-}
-
-func (c *child) kill() {
-	c.cmd.Process.Signal(syscall.SIGKILL)
-	c.cmd.Wait()
-	<-c.done
 }
 
 func runChild(role, name, arg string) int {
@@ -351,13 +265,13 @@ func TestLimitMultiProcess(t *testing.T) {
 	}
 	defer shm.Remove(s.Name())
 	defer seg.Close()
-	var cs []*child
+	var cs []*proctest.Child
 	for range 4 {
-		cs = append(cs, startChild(t, "limit", s.Name(), "3000"))
+		cs = append(cs, proctest.Start(t, "limit", s.Name(), "3000"))
 	}
 	for _, c := range cs {
-		c.waitLine(t, "done")
-		c.cmd.Wait()
+		c.WaitLine(t, "done")
+		c.Wait()
 	}
 	if max := atomic.LoadInt32((*int32)(ptr(seg.Data()[4:]))); max < 1 || max > 2 {
 		t.Fatalf("at most %d processes were inside at once, want 1 or 2", max)
@@ -371,8 +285,8 @@ func TestLimitMultiProcess(t *testing.T) {
 // its units come back to waiters. Without Undo they would stay taken.
 func TestUndoKilledHolder(t *testing.T) {
 	s := open(t, 3, &Options{Undo: true})
-	c := startChild(t, "hold", s.Name(), "2")
-	c.waitLine(t, "held")
+	c := proctest.Start(t, "hold", s.Name(), "2")
+	c.WaitLine(t, "held")
 	if s.Value() != 1 {
 		t.Fatalf("value %d with 2 units held, want 1", s.Value())
 	}
@@ -390,11 +304,11 @@ func TestUndoKilledHolder(t *testing.T) {
 		}
 		errc <- err
 	}()
-	c.cmd.Process.Signal(syscall.SIGKILL) // not reaped yet: a zombie
+	c.Signal(syscall.SIGKILL) // not reaped yet: a zombie
 	if err := <-errc; err != nil {
 		t.Fatal("units of a killed Undo holder were not given back:", err)
 	}
-	c.kill()
+	c.Kill()
 	if s.Value() != 0 {
 		t.Fatalf("value %d, want 0", s.Value())
 	}
@@ -410,9 +324,9 @@ func TestUndoKilledHolder(t *testing.T) {
 // taken, as with a semaphore used to hand units between processes.
 func TestNoUndoKeepsUnits(t *testing.T) {
 	s := open(t, 1, &Options{Undo: true})
-	c := startChild(t, "hold", s.Name(), "1,noundo")
-	c.waitLine(t, "held")
-	c.kill()
+	c := proctest.Start(t, "hold", s.Name(), "1,noundo")
+	c.WaitLine(t, "held")
+	c.Kill()
 	time.Sleep(2 * reclaimEvery)
 	if s.TryAcquire() {
 		t.Fatal("a unit taken without Undo came back when its taker died")
@@ -469,22 +383,22 @@ func TestUndoCrash(t *testing.T) {
 	}
 	const initial, running = 2, 3
 	s := open(t, initial, nil)
-	live := map[*child]bool{}
+	live := map[*proctest.Child]bool{}
 	for range running {
-		live[startChild(t, "churn", s.Name(), "")] = true
+		live[proctest.Start(t, "churn", s.Name(), "")] = true
 	}
 	defer func() {
 		for c := range live {
-			c.kill()
+			c.Kill()
 		}
 	}()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
 	deadline := time.Now().Add(60 * time.Second)
 	for k := 0; k < kills; k++ {
-		var victim *child
+		var victim *proctest.Child
 		for victim == nil {
 			for c := range live {
-				if c.acks.Load() > 0 {
+				if c.Acks() > 0 {
 					victim = c
 					break
 				}
@@ -495,14 +409,15 @@ func TestUndoCrash(t *testing.T) {
 			time.Sleep(200 * time.Microsecond)
 		}
 		time.Sleep(time.Duration(rng.IntN(1000)) * time.Microsecond)
-		victim.kill()
+		victim.Kill()
 		delete(live, victim)
-		live[startChild(t, "churn", s.Name(), "")] = true
+		live[proctest.Start(t, "churn", s.Name(), "")] = true
 	}
 	for c := range live {
-		c.kill()
+		c.Kill()
 		delete(live, c)
 	}
+	t.Logf("%d kills; %d of %d units held by dead processes at the end", kills, initial-s.Value(), initial)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for i := range initial {
@@ -533,7 +448,7 @@ func BenchmarkAcquireRelease(b *testing.B) {
 // not each block an OS thread in futex_wait.
 func TestWaitersDoNotPinThreads(t *testing.T) {
 	s := open(t, 0, nil)
-	before := threadCount(t)
+	before := proctest.Threads(t)
 	const waiters = 200
 	var wg sync.WaitGroup
 	for range waiters {
@@ -544,7 +459,7 @@ func TestWaitersDoNotPinThreads(t *testing.T) {
 		})
 	}
 	time.Sleep(200 * time.Millisecond)
-	during := threadCount(t)
+	during := proctest.Threads(t)
 	for range waiters {
 		s.Release()
 	}
@@ -556,29 +471,4 @@ func TestWaitersDoNotPinThreads(t *testing.T) {
 	if s.Value() != 0 {
 		t.Fatalf("value %d, want 0", s.Value())
 	}
-}
-
-func threadCount(t *testing.T) int {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "Threads:"); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(v))
-			return n
-		}
-	}
-	t.Fatal("no Threads line in /proc/self/status")
-	return 0
-}
-
-// goroutinesSettle waits up to 5 s for the goroutine count to drop to base
-// and returns the last count.
-func goroutinesSettle(base int) int {
-	n := runtime.NumGoroutine()
-	for deadline := time.Now().Add(5 * time.Second); n > base && time.Now().Before(deadline); n = runtime.NumGoroutine() {
-		time.Sleep(10 * time.Millisecond)
-	}
-	return n
 }
