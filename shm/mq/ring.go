@@ -491,12 +491,22 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				n++
 				goto next
 			case stSkip:
-				// A previous consumer's progress through a batch.
-				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain || w&flagPacked != 0 {
-					return n, r.corrupt(w, "bad progress record")
+				// Left by a consumer: padding or a torn record it skipped
+				// (so that a successor need not ask the freed claim), or,
+				// packed, its progress through a batch.
+				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain {
+					return n, r.corrupt(w, "bad skip record")
 				}
-				r.chain, r.chainStart = true, r.rpos
-				r.rpos += ln
+				if w&flagPacked != 0 {
+					r.chain, r.chainStart = true, r.rpos
+					r.rpos += ln
+				} else {
+					if ln%slotSize != 0 {
+						return n, r.corrupt(w, "bad skip record")
+					}
+					r.release(r.rpos)
+					r.rpos += ln
+				}
 				goto next
 			}
 		}
@@ -511,8 +521,7 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				if cs == 0 || off+cs > r.size {
 					return n, r.corrupt(c, "bad padding claim")
 				}
-				r.release(r.rpos)
-				r.rpos += cs
+				r.skip(cs)
 			case stWriting:
 				return n, nil
 			default:
@@ -544,7 +553,7 @@ func (r *ring) publish() {
 		// start (a slot boundary), so record the progress there instead,
 		// as a skip record over the messages already delivered. A
 		// consumer that takes over resumes exactly at the read position.
-		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|(r.rpos-r.chainStart))
+		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|flagPacked|(r.rpos-r.chainStart))
 		target = r.chainStart
 	}
 	if target == r.pub {
@@ -573,6 +582,16 @@ func (r *ring) ready() bool {
 	}
 	c := atomic.LoadUint64(r.claim(r.rpos))
 	return !isFree(c) && (c&stateMask)>>stateShift != stWriting
+}
+
+// skip steps over size bytes of padding or a torn record at the read
+// position. It first records the skip in the ring, where a consumer that
+// takes over after a crash (before head moved past it) will find it: the
+// claim word that described it is freed at once.
+func (r *ring) skip(size uint64) {
+	atomic.StoreUint64(r.word(r.rpos), r.lapTag(r.rpos)|stSkip<<stateShift|size)
+	r.release(r.rpos)
+	r.rpos += size
 }
 
 // release frees the claim of the slot at pos, where a record the consumer
@@ -665,8 +684,7 @@ func (r *ring) skipTorn(tail uint64) (bool, error) {
 	if cs == 0 || r.rpos&r.mask+cs > r.size || r.rpos+cs > tail {
 		return false, r.corrupt(c, "bad claim")
 	}
-	r.release(r.rpos)
-	r.rpos += cs
+	r.skip(cs)
 	r.countTorn()
 	return true, nil
 }

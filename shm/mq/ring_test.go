@@ -602,3 +602,34 @@ func TestRestartInsideBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartAfterSkip: a consumer that skipped a torn record and died
+// before moving head leaves a record of the skip in the ring, so its
+// successor neither stalls nor mistakes the freed claim for damage.
+func TestRestartAfterSkip(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	dead := m.queue(66, false)
+	p := m.queue(2, false)
+	if _, ok := dead.r.reserve(100); !ok {
+		t.Fatal("reserve")
+	}
+	p.TrySend([]byte("x"))
+	r := c.r
+	if _, _, err := r.prepareWait(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, sleep, err := r.prepareWait(time.Now().Add(time.Hour)); err != nil || sleep {
+		t.Fatalf("torn record not skipped: sleep %v, err %v", sleep, err)
+	}
+	if r.rpos == atomic.LoadUint64(r.head) {
+		t.Fatal("read position did not move")
+	}
+	r.releaseOwner() // dies here, head not moved
+	c2 := m.queue(1, true)
+	b, err := c2.Receive(ctxT(t))
+	if err != nil || string(b) != "x" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
