@@ -149,6 +149,7 @@ type ring struct {
 	stuckAt    time.Time
 	stuck      bool
 	tornLocal  uint64
+	pending    []uint64 // slots whose claims release frees at the next publish
 }
 
 // layoutSize is the data-area size of a queue whose ring has capacity bytes.
@@ -521,6 +522,8 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				if cs == 0 || off+cs > r.size {
 					return n, r.corrupt(c, "bad padding claim")
 				}
+				// The padder may not have moved the tail past it yet.
+				atomic.CompareAndSwapUint64(r.tail, r.rpos, r.rpos+cs)
 				r.skip(cs)
 			case stWriting:
 				return n, nil
@@ -556,6 +559,7 @@ func (r *ring) publish() {
 		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|flagPacked|(r.rpos-r.chainStart))
 		target = r.chainStart
 	}
+	r.flushReleases()
 	if target == r.pub {
 		return
 	}
@@ -596,9 +600,21 @@ func (r *ring) skip(size uint64) {
 
 // release frees the claim of the slot at pos, where a record the consumer
 // has read started, for the next lap. Producers cannot reach the slot's
-// next lap before head moves past pos.
+// next lap before head moves past pos, so it is enough to do so before
+// publishing head; doing it then, in bulk, keeps the consumer off the
+// claim table's cache lines while producers claim slots in them.
 func (r *ring) release(pos uint64) {
-	atomic.StoreUint64(r.claim(pos), freeWord(pos>>r.shift+1))
+	if len(r.pending) == cap(r.pending) && len(r.pending) > 0 {
+		r.flushReleases()
+	}
+	r.pending = append(r.pending, pos)
+}
+
+func (r *ring) flushReleases() {
+	for _, p := range r.pending {
+		atomic.StoreUint64(r.claim(p), freeWord(p>>r.shift+1))
+	}
+	r.pending = r.pending[:0]
 }
 
 // spinFor is how long the consumer polls before it sleeps. A sleep costs
@@ -633,6 +649,15 @@ func (r *ring) prepareWait(now time.Time) (time.Duration, bool, error) {
 		r.stuck, r.stuckPos, r.stuckAt = true, r.rpos, now
 	}
 	t := atomic.LoadUint64(r.tail)
+	if t == r.rpos && !r.chain && r.rpos%slotSize == 0 {
+		// A claim the tail has not been moved past: its producer may have
+		// died between the two steps. Help, as a producer would.
+		c := atomic.LoadUint64(r.claim(t))
+		if cs := claimSize(c); cs != 0 && t&r.mask+cs <= r.size {
+			atomic.CompareAndSwapUint64(r.tail, t, t+cs)
+			t = atomic.LoadUint64(r.tail)
+		}
+	}
 	if r.rpos > t || t-r.rpos > r.size {
 		return 0, false, fmt.Errorf("%w: read position %d beyond tail %d", ErrCorrupt, r.rpos, t)
 	}
@@ -721,6 +746,9 @@ func (r *ring) interruptProducers() {
 
 // attach makes the ring's consumer state continue from the published head.
 func (r *ring) attach() {
+	if r.pending == nil {
+		r.pending = make([]uint64, 0, 1024)
+	}
 	atomic.StoreUint32(r.wake, 0) // in case the last consumer died asleep
 	r.rpos = atomic.LoadUint64(r.head)
 	r.pub = r.rpos

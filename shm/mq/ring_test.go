@@ -633,3 +633,51 @@ func TestRestartAfterSkip(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 }
+
+// TestClaimSeenBeforeTail: the consumer can see a claim before its
+// producer has moved the tail past it (a padding claim, or the claim of a
+// producer that died right after claiming); it must help the tail along
+// rather than run past it.
+func TestClaimSeenBeforeTail(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	ctx := ctxT(t)
+	// Move the tail near the end of the ring.
+	for range 3 {
+		c.TrySend(make([]byte, 1000))
+		c.Receive(ctx)
+	}
+	claimAtTail := func(v uint64) uint64 {
+		tail := atomic.LoadUint64(c.r.tail)
+		old := atomic.LoadUint64(c.r.claim(tail))
+		if !c.r.freeFor(old, tail) || !atomic.CompareAndSwapUint64(c.r.claim(tail), old, v) {
+			t.Fatal("claim failed")
+		}
+		return tail
+	}
+	tail := claimAtTail(headerWord(66, stSkip, c.r.size-atomic.LoadUint64(c.r.tail)&c.r.mask))
+	if n, err := c.r.poll(func([]byte) {}, 10); n != 0 || err != nil {
+		t.Fatalf("poll: %d, %v", n, err)
+	}
+	if c.r.rpos <= tail || atomic.LoadUint64(c.r.tail) < c.r.rpos {
+		t.Fatalf("read position %d, tail %d: padding not skipped with the tail", c.r.rpos, atomic.LoadUint64(c.r.tail))
+	}
+	c.r.publish()
+	// A dead producer's claim, tail not moved, nobody else sending.
+	claimAtTail(headerWord(66, stWriting, 40))
+	short, cancel := context.WithTimeout(ctx, 4*m.torn)
+	defer cancel()
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v", err)
+	}
+	if s := c.Stats(); s.Torn != 1 || s.Used != 0 {
+		t.Errorf("stats %+v, want one torn record and nothing used", s)
+	}
+	if err := c.TrySend([]byte("on")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Receive(ctx); err != nil || string(b) != "on" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
