@@ -164,8 +164,6 @@ func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
 	q.blocked.Add(1)
 	defer q.blocked.Add(-1)
 	r := q.r
-	atomic.AddUint32(r.waiters, 1)
-	defer atomic.AddUint32(r.waiters, ^uint32(0))
 	var stop func() bool
 	defer func() {
 		if stop != nil {
@@ -173,9 +171,13 @@ func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
 		}
 	}()
 	for i := 0; ; i++ {
-		// Read the sequence before trying, so that a release between the
-		// attempt and the sleep makes the sleep return at once.
+		// Read the sequence and raise the waiters flag before trying: a
+		// release after the attempt then either changes the sequence
+		// (and the wait returns at once) or was seen by the attempt.
 		seq := atomic.LoadUint32(r.headSeq)
+		if i >= 4 {
+			atomic.StoreUint32(r.waiters, 1)
+		}
 		if try() {
 			return nil
 		}
@@ -215,7 +217,9 @@ func (q *Queue) Receive(ctx context.Context) ([]byte, error) {
 // shared ring and is valid only until fn returns. The space is released
 // to producers after fn returns (in batches). It returns the number of
 // messages passed to fn. If fn panics, the message it was given is
-// delivered again by the next call.
+// delivered again by the next call. fn must not wait for room in this same
+// queue (with Send): the space it would wait for is released only after
+// fn returns.
 func (q *Queue) ReceiveBatch(ctx context.Context, fn func(msg []byte)) (int, error) {
 	return q.receive(ctx, 1<<30, fn)
 }
@@ -246,11 +250,12 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if stop != nil {
 			stop()
 		}
+		// Release what was read or skipped, whatever the outcome.
+		r.publish()
 	}()
 	for {
 		n, err := r.poll(fn, max)
 		if n > 0 || err != nil {
-			r.publish()
 			q.received.Add(uint64(n))
 			return n, err
 		}

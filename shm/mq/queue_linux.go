@@ -64,7 +64,7 @@ func Create(name string, capacity int, opts *Options) (*Queue, error) {
 	if q.r.size != uint64(c) {
 		q.r.releaseOwner()
 		seg.Close()
-		return nil, fmt.Errorf("mq: create %s: %w: it has a %d-byte ring, not %d", name, ErrIncompatible, q.r.size, c)
+		return nil, fmt.Errorf("%w: %s has a %d-byte ring, not %d", ErrIncompatible, name, q.r.size, c)
 	}
 	return q, nil
 }
@@ -92,18 +92,18 @@ func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 	name := seg.Name()
 	r, err := newRing(seg.Data(), osPlatform{}, selfIdent(), o.TornTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("mq: %s: %w", name, err)
+		return nil, fmt.Errorf("%w (queue %s)", err, name)
 	}
 	maxMsg := r.maxMsg
 	if o.MaxMessage > 0 {
 		if o.MaxMessage > maxMsg {
-			return nil, fmt.Errorf("mq: %s: %w: MaxMessage %d exceeds the queue's limit %d", name, ErrIncompatible, o.MaxMessage, maxMsg)
+			return nil, fmt.Errorf("%w: MaxMessage %d exceeds the limit %d of queue %s", ErrIncompatible, o.MaxMessage, maxMsg, name)
 		}
 		maxMsg = o.MaxMessage
 	}
 	if consumer {
 		if err := r.claimOwner(); err != nil {
-			return nil, fmt.Errorf("mq: create %s: %w", name, err)
+			return nil, fmt.Errorf("%w (queue %s)", err, name)
 		}
 	}
 	return newQueue(r, name, consumer, maxMsg, seg.Close), nil
@@ -112,9 +112,9 @@ func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 func wrapShm(op, name string, err error) error {
 	switch {
 	case errors.Is(err, shm.ErrNotFound):
-		return fmt.Errorf("mq: %s %s: %w", op, name, ErrNotFound)
+		return fmt.Errorf("%w: %s", ErrNotFound, name)
 	case errors.Is(err, shm.ErrIncompatible):
-		return fmt.Errorf("mq: %s %s: %w: %w", op, name, ErrIncompatible, err)
+		return fmt.Errorf("%w: %s: %w", ErrIncompatible, name, err)
 	}
 	return fmt.Errorf("mq: %s %s: %w", op, name, err)
 }

@@ -114,7 +114,7 @@ func TestProcessesOrder(t *testing.T) {
 // killed before committing it is skipped after TornTimeout, whether it
 // had claimed its header or not; while it is alive it is waited for.
 func TestKillMidWrite(t *testing.T) {
-	for _, role := range []string{"stall-claimed", "stall-headerless"} {
+	for _, role := range []string{"stall-claimed", "stall-unmoved"} {
 		t.Run(role, func(t *testing.T) {
 			q := createQ(t, 4096, &Options{TornTimeout: 30 * time.Millisecond})
 			k := startChild(t, role, "MQ_NAME="+q.Name())
@@ -124,7 +124,7 @@ func TestKillMidWrite(t *testing.T) {
 			if err := q.Send(context.Background(), []byte("after")); err != nil {
 				t.Fatal(err)
 			}
-			if role == "stall-claimed" {
+			{
 				// Alive: the consumer must keep waiting.
 				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 				_, err := q.Receive(ctx)
@@ -295,4 +295,45 @@ func checkMsgNoFatal(b []byte) (int, uint32) {
 
 func le32(b []byte) uint32 {
 	return uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16 | uint32(b[3])<<24
+}
+
+// TestFullWithFutex: on a real segment, a Send blocked on a full queue
+// sleeps on the futex and is woken by the consumer's release, by its
+// context, or by Close.
+func TestFullWithFutex(t *testing.T) {
+	q := createQ(t, 1024, nil)
+	p, err := Open(q.Name(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 200)
+	for p.TrySend(msg) == nil {
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := p.Send(ctx, msg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Send on full: %v", err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- p.Send(context.Background(), msg) }()
+	time.Sleep(20 * time.Millisecond) // let it sleep on the futex
+	if _, err := q.ReceiveBatch(ctxT(t), func([]byte) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; err != nil {
+		t.Fatalf("blocked Send after release: %v", err)
+	}
+	for p.TrySend(msg) == nil {
+	}
+	go func() { sent <- p.Send(context.Background(), msg) }()
+	time.Sleep(20 * time.Millisecond)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-sent; !errors.Is(err, ErrClosed) {
+		t.Fatalf("blocked Send after Close: %v", err)
+	}
+	if s := p.Stats(); s.FullWaits != 3 {
+		t.Errorf("FullWaits = %d, want 3", s.FullWaits)
+	}
 }

@@ -25,50 +25,76 @@ const (
 	offTail    = 64  // uint64 reservation cursor (producers), own cache line
 	offHead    = 128 // uint64 release cursor (consumer)
 	offHeadSeq = 136 // uint32 futex word: bumped when head moves and someone waits
-	offWaiters = 140 // uint32 number of producers waiting for room
+	offWaiters = 140 // uint32 1 while some producer waits (or is about to) for room
 	offWake    = 192 // uint32 futex word: 1 while the consumer sleeps or is about to
 	offOwner   = 200 // uint64 consumer identity: pid<<42 | start time
 	offTorn    = 256 // uint64 torn reservations skipped, over the queue's life
-	headerSize = 512 // the ring starts here
+	headerSize = 512 // the claim table starts here, then the ring
 
-	recHeader = 16 // record header: word0 (state), word1 (producer start time)
-	recAlign  = 8
+	recHeader = 16 // record header: word0 (commit word), word1 (producer start time)
+	recAlign  = 8  // records inside a batch
+	slotSize  = 64 // records claimed on their own start at a slot boundary
 
-	// word0 of a record: pid<<32 | state<<30 | length.
+	// A claim (in the claim table) is pid<<32 | state<<30 | length; a
+	// record's word0 (in the ring) is lap<<32 | state<<30 | packed<<29 |
+	// length, lap being the low 32 bits of position/capacity.
 	stateShift  = 30
 	stateMask   = 3 << stateShift
-	lenMask     = 1<<stateShift - 1
-	stWriting   = 1 // reserved by a producer that is still copying; length = payload
-	stCommitted = 2 // a message; length = payload bytes
-	stSkip      = 3 // padding or a skipped reservation; length = record bytes
+	flagPacked  = 1 << 29 // another record of the same batch follows at once
+	lenMask     = flagPacked - 1
+	stWriting   = 1 // claim: a producer is writing; length = payload bytes
+	stCommitted = 2 // word0: a message; length = payload bytes
+	stSkip      = 3 // claim: padding; word0: a consumer's progress in a batch; length = bytes
+
+	startLapBits = 20 // word1 = start<<20 | lap: the lap tells a written start from leftovers
 
 	// MinCapacity and MaxCapacity bound a queue's ring size in bytes.
 	MinCapacity = 1 << 10
-	MaxCapacity = 1 << 30
+	MaxCapacity = 1 << 29
 
 	ownerStartBits = 42
 )
 
-// freeWord is the value every 8-byte word of the ring holds while free, for
-// the lap (position / capacity) in which it will next be used. Tagging free
-// space with its lap means a producer that stalled for a whole lap can never
-// claim a word that has since become someone else's: its compare-and-swap
-// expects the free value of its own, older lap. The state bits are zero so a
-// free word is never mistaken for a record header.
-func freeWord(lap uint64) uint64 {
-	// splitmix64 finaliser: free values look random, so payload bytes left
-	// over from an earlier lap do not match them by accident.
-	x := (lap + 1) * 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	x ^= x >> 31
-	return x &^ stateMask
+// freeWord is the value a slot's claim word holds while the slot is free:
+// the lap (position / capacity) from which it may be claimed, and a fixed
+// pattern in the low bits (state bits zero, so never mistaken for a claim).
+// The consumer sets it to the next lap when it releases a record that
+// started in the slot. A producer may claim a free slot whose lap is not
+// later than its own position's lap; one that stalled for a whole lap
+// finds its old slot marked for a later lap (or claimed) and fails, so a
+// stale claim can never land in someone else's record.
+func freeWord(lap uint64) uint64 { return uint64(uint32(lap))<<32 | freeMagic }
+
+const freeMagic = 0x2e3c5a1b // 30 bits, state bits clear
+
+func isFree(c uint64) bool { return c&(1<<32-1) == freeMagic }
+
+// freeFor reports whether free claim word c may be claimed at position pos.
+func (r *ring) freeFor(c, pos uint64) bool {
+	return isFree(c) && int32(uint32(pos>>r.shift)-uint32(c>>32)) >= 0
 }
 
 func recSize(n int) uint64 { return (uint64(n) + recHeader + recAlign - 1) &^ (recAlign - 1) }
 
+func slotRound(n uint64) uint64 { return (n + slotSize - 1) &^ (slotSize - 1) }
+
 func headerWord(pid int32, state, n uint64) uint64 {
 	return uint64(uint32(pid))<<32 | state<<stateShift | n
+}
+
+// claimSize is the number of ring bytes a claim covers, or 0 if the claim
+// is malformed.
+func claimSize(c uint64) uint64 {
+	n := c & lenMask
+	switch (c & stateMask) >> stateShift {
+	case stWriting:
+		return slotRound(recSize(int(n)))
+	case stSkip:
+		if n >= slotSize && n%slotSize == 0 {
+			return n
+		}
+	}
+	return 0
 }
 
 // platform is what the ring needs from the operating system: futex waits
@@ -94,12 +120,13 @@ type ident struct {
 // and processes; the consumer methods must be called by one goroutine at a
 // time (Queue serialises them).
 type ring struct {
-	data  []byte // the whole data area: header then ring
-	buf   []byte // the ring itself
-	base  unsafe.Pointer
-	size  uint64 // capacity in bytes, a power of two
-	mask  uint64
-	shift uint // log2(size)
+	data   []byte         // the whole data area: header, claim table, ring
+	buf    []byte         // the ring itself
+	base   unsafe.Pointer // &buf[0]
+	claims unsafe.Pointer // the claim table: one uint64 per slot
+	size   uint64         // capacity in bytes, a power of two
+	mask   uint64
+	shift  uint // log2(size)
 
 	maxMsg      int
 	tornTimeout time.Duration
@@ -115,18 +142,18 @@ type ring struct {
 
 	// Consumer state.
 	rpos       uint64 // next record to read
+	chain      bool   // rpos is inside a batch, which started at chainStart
+	chainStart uint64
 	pub        uint64 // last published head
 	stuckPos   uint64 // rpos when the consumer started waiting on it
 	stuckAt    time.Time
 	stuck      bool
 	tornLocal  uint64
-	pattern    []byte // free words for patLap, to fill released space fast
-	patLap     uint64
-	patternSet bool
+	pending    []uint64 // slots whose claims release frees at the next publish
 }
 
 // layoutSize is the data-area size of a queue whose ring has capacity bytes.
-func layoutSize(capacity int) int { return headerSize + capacity }
+func layoutSize(capacity int) int { return headerSize + capacity/slotSize*8 + capacity }
 
 // roundCapacity returns the ring size used for a requested capacity: the
 // next power of two, within [MinCapacity, MaxCapacity].
@@ -164,7 +191,7 @@ func initLayout(data []byte, capacity, maxMsg int) error {
 	binary.NativeEndian.PutUint32(data[offVersion:], layoutVersion)
 	binary.NativeEndian.PutUint64(data[offCap:], uint64(capacity))
 	binary.NativeEndian.PutUint64(data[offMaxMsg:], uint64(maxMsg))
-	fillWords(data[headerSize:layoutSize(capacity)], freeWord(0))
+	fillWords(data[headerSize:headerSize+capacity/slotSize*8], freeWord(0))
 	return nil
 }
 
@@ -198,7 +225,7 @@ func checkLayout(data []byte) (capacity, maxMsg int, err error) {
 	if c < MinCapacity || c > MaxCapacity || c&(c-1) != 0 {
 		return 0, 0, fmt.Errorf("%w: ring capacity %d is not a power of two in range", ErrCorrupt, c)
 	}
-	if uint64(len(data)) < headerSize+c {
+	if uint64(len(data)) < uint64(layoutSize(int(c))) {
 		return 0, 0, fmt.Errorf("%w: ring of %d bytes does not fit a %d-byte data area", ErrCorrupt, c, len(data))
 	}
 	m := binary.NativeEndian.Uint64(data[offMaxMsg:])
@@ -209,7 +236,7 @@ func checkLayout(data []byte) (capacity, maxMsg int, err error) {
 	// atomically.
 	head := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offHead])))
 	tail := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offTail])))
-	if head%recAlign != 0 || tail%recAlign != 0 || head > tail || tail-head > c {
+	if head%slotSize != 0 || tail%slotSize != 0 || head > tail || tail-head > c {
 		return 0, 0, fmt.Errorf("%w: cursors head %d, tail %d inconsistent", ErrCorrupt, head, tail)
 	}
 	return int(c), int(m), nil
@@ -221,9 +248,11 @@ func newRing(data []byte, plat platform, self ident, tornTimeout time.Duration) 
 	if err != nil {
 		return nil, err
 	}
+	ringAt := headerSize + capacity/slotSize*8
 	r := &ring{
 		data:        data,
-		buf:         data[headerSize : headerSize+capacity : headerSize+capacity],
+		claims:      unsafe.Pointer(&data[headerSize]),
+		buf:         data[ringAt : ringAt+capacity : ringAt+capacity],
 		size:        uint64(capacity),
 		mask:        uint64(capacity) - 1,
 		shift:       uint(bits.TrailingZeros64(uint64(capacity))),
@@ -252,53 +281,91 @@ func (r *ring) word(pos uint64) *uint64 { return (*uint64)(unsafe.Add(r.base, po
 
 func (r *ring) free(pos uint64) uint64 { return freeWord(pos >> r.shift) }
 
+// claim returns the claim word of the slot at absolute position pos.
+func (r *ring) claim(pos uint64) *uint64 {
+	return (*uint64)(unsafe.Add(r.claims, (pos&r.mask)/slotSize*8))
+}
+
+// lapTag is the lap field of the words written at pos.
+func (r *ring) lapTag(pos uint64) uint64 { return uint64(uint32(pos>>r.shift)) << 32 }
+
 // ---- producer side ----
 
-// room reports whether need bytes starting at the tail position t fit. A
-// stale t (the tail has moved past head since) also returns true: the
-// caller's compare-and-swap on the tail will fail and it will retry.
+// room reports whether need bytes starting at the tail position t have
+// been released by the consumer. It is false for a stale t (the tail has
+// since moved past head); the caller then rereads the tail.
 func (r *ring) room(t, need uint64) bool {
 	h := r.headCache.Load()
-	if h > t || t+need-h <= r.size {
+	if h <= t && t+need-h <= r.size {
 		return true
 	}
 	h = atomic.LoadUint64(r.head)
 	r.headCache.Store(h)
-	return h > t || t+need-h <= r.size
+	return h <= t && t+need-h <= r.size
 }
 
 // reserve claims a record for an n-byte payload and returns its position,
-// or false if the ring has no room now. The claimed record's header says
-// stWriting and names this process, so the consumer can tell a slow
-// producer from a dead one.
+// or false if the ring has no room now. A producer first claims the slot
+// at the tail in the claim table, then moves the tail past its record; a
+// producer that finds the tail's slot already claimed helps move the tail
+// past it, so a producer that dies between the two steps does not block
+// the others. The claim names this process, so the consumer can tell a
+// slow producer from a dead one.
 func (r *ring) reserve(n int) (uint64, bool) {
-	size := recSize(n)
+	size := slotRound(recSize(n))
 	claim := headerWord(r.self.pid, stWriting, uint64(n))
 	for {
 		t := atomic.LoadUint64(r.tail)
-		off := t & r.mask
-		need, padding := size, off+size > r.size
-		if padding {
-			need = r.size - off // pad to the end of the ring, then try again
-		}
-		if !r.room(t, need) {
+		// Room for the tail's slot first: only then is its claim word
+		// this lap's (head is read before the claim word for that).
+		if !r.room(t, slotSize) {
+			if atomic.LoadUint64(r.tail) != t {
+				continue
+			}
 			return 0, false
 		}
-		if !atomic.CompareAndSwapUint64(r.tail, t, t+need) {
+		cp := r.claim(t)
+		c := atomic.LoadUint64(cp)
+		if !r.freeFor(c, t) {
+			if c&stateMask == 0 {
+				if atomic.LoadUint64(r.tail) == t {
+					return 0, false // corrupt claim table: behave as full
+				}
+				continue
+			}
+			cs := claimSize(c)
+			if cs == 0 || t&r.mask+cs > r.size {
+				if atomic.LoadUint64(r.tail) == t {
+					return 0, false
+				}
+				continue
+			}
+			atomic.CompareAndSwapUint64(r.tail, t, t+cs) // help
 			continue
 		}
-		w := r.word(t)
-		if padding {
-			// Failure means the consumer already skipped this space.
-			atomic.CompareAndSwapUint64(w, r.free(t), headerWord(0, stSkip, need))
+		off := t & r.mask
+		need, c2 := size, claim
+		if off+size > r.size {
+			// Pad to the end of the ring, then try again at its start.
+			need = r.size - off
+			c2 = headerWord(r.self.pid, stSkip, need)
+		}
+		if !r.room(t, need) {
+			if atomic.LoadUint64(r.tail) != t {
+				continue
+			}
+			return 0, false
+		}
+		if !atomic.CompareAndSwapUint64(cp, c, c2) {
 			continue
 		}
-		if atomic.CompareAndSwapUint64(w, r.free(t), claim) {
-			*r.word(t + 8) = r.self.start
+		if need == size {
+			*r.word(t + 8) = r.self.start<<startLapBits | (t>>r.shift)&(1<<startLapBits-1)
+		}
+		atomic.CompareAndSwapUint64(r.tail, t, t+need) // or someone helped
+		if need == size {
 			return t, true
 		}
-		// The consumer gave up waiting for this reservation and skipped it
-		// (we were descheduled for longer than TornTimeout): take another.
 	}
 }
 
@@ -307,7 +374,7 @@ func (r *ring) reserve(n int) (uint64, bool) {
 // and the header before the read of the wake flag (the consumer does the
 // mirror image), so a wake-up is never lost.
 func (r *ring) commit(pos uint64, n int) {
-	atomic.StoreUint64(r.word(pos), headerWord(r.self.pid, stCommitted, uint64(n)))
+	atomic.StoreUint64(r.word(pos), r.lapTag(pos)|stCommitted<<stateShift|uint64(n))
 	r.wakeConsumer()
 }
 
@@ -332,14 +399,14 @@ func (r *ring) put(msg []byte) bool {
 // putBatch copies as many leading messages of msgs as fit contiguously (at
 // least one, unless the ring is full) with one reservation and one commit,
 // and returns how many it sent. Records after the first are written
-// complete while the first is still stWriting, so the consumer, which
-// reads in order, sees them only once the first commit publishes them all.
+// complete before the first is committed, so the consumer, which reads in
+// order, sees them only once that commit publishes them all.
 func (r *ring) putBatch(msgs [][]byte) int {
 	var size uint64
 	k := 0
 	for _, m := range msgs {
 		s := recSize(len(m))
-		if size+s > r.size/4 && k > 0 {
+		if slotRound(size+s) > r.size/4 && k > 0 {
 			break
 		}
 		size += s
@@ -352,7 +419,7 @@ func (r *ring) putBatch(msgs [][]byte) int {
 			r.writeBatch(pos, msgs[:k])
 			return k
 		}
-		if !r.roomAny(recSize(len(msgs[0]))) {
+		if !r.roomAny(slotRound(recSize(len(msgs[0])))) {
 			return 0
 		}
 		size -= recSize(len(msgs[k-1]))
@@ -371,18 +438,22 @@ func (r *ring) roomAny(size uint64) bool {
 
 func (r *ring) writeBatch(pos uint64, msgs [][]byte) {
 	p := pos + recSize(len(msgs[0]))
-	for _, m := range msgs[1:] {
+	for i, m := range msgs[1:] {
 		off := p & r.mask
 		copy(r.buf[off+recHeader:], m)
-		*r.word(p + 8) = r.self.start
-		*r.word(p) = headerWord(r.self.pid, stCommitted, uint64(len(m)))
+		h := r.lapTag(p) | stCommitted<<stateShift | uint64(len(m))
+		if i < len(msgs)-2 {
+			h |= flagPacked
+		}
+		*r.word(p) = h
 		p += recSize(len(m))
 	}
 	off := pos & r.mask
 	copy(r.buf[off+recHeader:], msgs[0])
-	// The claim covered the whole batch; shrink it to the first record
-	// before committing (the later headers are already in place).
-	r.commit(pos, len(msgs[0]))
+	// The claim covered the whole batch; the commit shrinks it to the
+	// first record, marked packed: the later headers are already in place.
+	atomic.StoreUint64(r.word(pos), r.lapTag(pos)|stCommitted<<stateShift|flagPacked|uint64(len(msgs[0])))
+	r.wakeConsumer()
 }
 
 // ---- consumer side ----
@@ -398,29 +469,73 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 		off := r.rpos & r.mask
 		w := atomic.LoadUint64((*uint64)(unsafe.Add(r.base, off)))
 		ln := w & lenMask
-		switch (w & stateMask) >> stateShift {
-		case stCommitted:
-			end := off + recHeader + ln
-			if ln > uint64(r.maxMsg) || end > r.size {
-				return n, r.corrupt(w, "message length out of bounds")
+		if w&^(1<<32-1) == r.lapTag(r.rpos) {
+			switch (w & stateMask) >> stateShift {
+			case stCommitted:
+				end := off + recHeader + ln
+				if ln > uint64(r.maxMsg) || end > r.size {
+					return n, r.corrupt(w, "message length out of bounds")
+				}
+				fn(r.buf[off+recHeader : end : end])
+				if !r.chain {
+					r.release(r.rpos)
+				}
+				if w&flagPacked != 0 {
+					if !r.chain {
+						r.chain, r.chainStart = true, r.rpos
+					}
+					r.rpos += recSize(int(ln))
+				} else {
+					r.rpos = slotRound(r.rpos + recSize(int(ln)))
+					r.chain = false
+				}
+				n++
+				goto next
+			case stSkip:
+				// Left by a consumer: padding or a torn record it skipped
+				// (so that a successor need not ask the freed claim), or,
+				// packed, its progress through a batch.
+				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain {
+					return n, r.corrupt(w, "bad skip record")
+				}
+				if w&flagPacked != 0 {
+					r.chain, r.chainStart = true, r.rpos
+					r.rpos += ln
+				} else {
+					if ln%slotSize != 0 {
+						return n, r.corrupt(w, "bad skip record")
+					}
+					r.release(r.rpos)
+					r.rpos += ln
+				}
+				goto next
 			}
-			fn(r.buf[off+recHeader : end : end])
-			r.rpos += recSize(int(ln))
-			n++
-		case stSkip:
-			if ln < recAlign || ln%recAlign != 0 || off+ln > r.size {
-				return n, r.corrupt(w, "skip length out of bounds")
-			}
-			r.rpos += ln
-		case stWriting:
-			return n, nil
-		default:
-			if w != r.free(r.rpos) {
-				return n, r.corrupt(w, "unexpected word")
-			}
-			return n, nil
 		}
-		if r.rpos-r.pub >= r.size/8 {
+		if r.chain || off%slotSize != 0 {
+			return n, r.corrupt(w, "missing record inside a batch")
+		}
+		{
+			c := atomic.LoadUint64(r.claim(r.rpos))
+			switch (c & stateMask) >> stateShift {
+			case stSkip:
+				cs := claimSize(c)
+				if cs == 0 || off+cs > r.size {
+					return n, r.corrupt(c, "bad padding claim")
+				}
+				// The padder may not have moved the tail past it yet.
+				atomic.CompareAndSwapUint64(r.tail, r.rpos, r.rpos+cs)
+				r.skip(cs)
+			case stWriting:
+				return n, nil
+			default:
+				if !isFree(c) {
+					return n, r.corrupt(c, "bad claim")
+				}
+				return n, nil
+			}
+		}
+	next:
+		if r.rpos-r.pub >= r.size/8 && !r.chain {
 			r.publish()
 		}
 	}
@@ -435,55 +550,95 @@ func (r *ring) corrupt(w uint64, what string) error {
 // with the next lap's free words, then moves head, then wakes producers
 // waiting for room.
 func (r *ring) publish() {
-	if r.rpos == r.pub {
+	target := r.rpos
+	if r.chain {
+		// Part way through a batch: head can only move to the batch's
+		// start (a slot boundary), so record the progress there instead,
+		// as a skip record over the messages already delivered. A
+		// consumer that takes over resumes exactly at the read position.
+		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|flagPacked|(r.rpos-r.chainStart))
+		target = r.chainStart
+	}
+	r.flushReleases()
+	if target == r.pub {
 		return
 	}
-	for p := r.pub; p < r.rpos; {
-		lapEnd := (p>>r.shift + 1) << r.shift
-		e := min(r.rpos, lapEnd)
-		r.fill(r.buf[p&r.mask:p&r.mask+(e-p)], p>>r.shift+1)
-		p = e
-	}
-	atomic.StoreUint64(r.head, r.rpos)
-	r.pub = r.rpos
+	atomic.StoreUint64(r.head, target)
+	r.pub = target
+	// A flag rather than a count of waiters, so that a producer killed
+	// while waiting costs one spurious wake-up, not one per release
+	// forever. Woken producers that still lack room set it again.
 	if atomic.LoadUint32(r.waiters) != 0 {
-		atomic.AddUint32(r.headSeq, 1)
-		r.plat.wake(r.headSeq, 1<<31-1)
+		atomic.StoreUint32(r.waiters, 0)
+		r.interruptProducers()
 	}
 }
 
-func (r *ring) fill(b []byte, lap uint64) {
-	if !r.patternSet || r.patLap != lap {
-		if r.pattern == nil {
-			r.pattern = make([]byte, 4096)
-		}
-		fillWords(r.pattern, freeWord(lap))
-		r.patLap, r.patternSet = lap, true
-	}
-	for len(b) > 0 {
-		k := copy(b, r.pattern)
-		b = b[k:]
-	}
-}
-
-// ready reports whether the record at the read position can be consumed.
+// ready reports whether poll would make progress (or report corruption)
+// at the read position.
 func (r *ring) ready() bool {
 	w := atomic.LoadUint64(r.word(r.rpos))
-	s := (w & stateMask) >> stateShift
-	return s == stCommitted || s == stSkip || (s == 0 && w != r.free(r.rpos))
+	if w&^(1<<32-1) == r.lapTag(r.rpos) && w&stateMask != 0 {
+		return true
+	}
+	if r.chain || r.rpos%slotSize != 0 {
+		return true
+	}
+	c := atomic.LoadUint64(r.claim(r.rpos))
+	return !isFree(c) && (c&stateMask)>>stateShift != stWriting
 }
 
-// spin polls ready for a short while before the consumer pays for a sleep.
+// skip steps over size bytes of padding or a torn record at the read
+// position. It first records the skip in the ring, where a consumer that
+// takes over after a crash (before head moved past it) will find it: the
+// claim word that described it is freed at once.
+func (r *ring) skip(size uint64) {
+	atomic.StoreUint64(r.word(r.rpos), r.lapTag(r.rpos)|stSkip<<stateShift|size)
+	r.release(r.rpos)
+	r.rpos += size
+}
+
+// release frees the claim of the slot at pos, where a record the consumer
+// has read started, for the next lap. Producers cannot reach the slot's
+// next lap before head moves past pos, so it is enough to do so before
+// publishing head; doing it then, in bulk, keeps the consumer off the
+// claim table's cache lines while producers claim slots in them.
+func (r *ring) release(pos uint64) {
+	if len(r.pending) == cap(r.pending) && len(r.pending) > 0 {
+		r.flushReleases()
+	}
+	r.pending = append(r.pending, pos)
+}
+
+func (r *ring) flushReleases() {
+	for _, p := range r.pending {
+		atomic.StoreUint64(r.claim(p), freeWord(p>>r.shift+1))
+	}
+	r.pending = r.pending[:0]
+}
+
+// spinFor is how long the consumer polls before it sleeps. A sleep costs
+// the next producer a wake-up system call (microseconds), so a short poll
+// pays for itself when messages arrive at high rates.
+const spinFor = 20 * time.Microsecond
+
+// spin polls ready for up to spinFor before the consumer pays for a sleep.
 func (r *ring) spin() bool {
-	for i := range 200 {
+	var deadline time.Time
+	for i := 0; ; i++ {
 		if r.ready() {
 			return true
 		}
-		if i%20 == 19 {
+		if i%32 == 31 {
+			now := time.Now()
+			if deadline.IsZero() {
+				deadline = now.Add(spinFor)
+			} else if now.After(deadline) {
+				return false
+			}
 			runtime.Gosched()
 		}
 	}
-	return false
 }
 
 // prepareWait decides how long the consumer may sleep on the record at the
@@ -494,6 +649,15 @@ func (r *ring) prepareWait(now time.Time) (time.Duration, bool, error) {
 		r.stuck, r.stuckPos, r.stuckAt = true, r.rpos, now
 	}
 	t := atomic.LoadUint64(r.tail)
+	if t == r.rpos && !r.chain && r.rpos%slotSize == 0 {
+		// A claim the tail has not been moved past: its producer may have
+		// died between the two steps. Help, as a producer would.
+		c := atomic.LoadUint64(r.claim(t))
+		if cs := claimSize(c); cs != 0 && t&r.mask+cs <= r.size {
+			atomic.CompareAndSwapUint64(r.tail, t, t+cs)
+			t = atomic.LoadUint64(r.tail)
+		}
+	}
 	if r.rpos > t || t-r.rpos > r.size {
 		return 0, false, fmt.Errorf("%w: read position %d beyond tail %d", ErrCorrupt, r.rpos, t)
 	}
@@ -507,61 +671,47 @@ func (r *ring) prepareWait(now time.Time) (time.Duration, bool, error) {
 	if waited < r.tornTimeout {
 		return r.tornTimeout - waited, true, nil
 	}
-	if r.skipTorn(t) {
-		return 0, false, nil
+	if progress, err := r.skipTorn(t); progress || err != nil {
+		return 0, false, err
 	}
 	r.stuckAt = now // a live producer: give it another period
 	return r.tornTimeout, true, nil
 }
 
-// skipTorn skips the reservation at the read position if its producer has
-// had TornTimeout to finish it and either died or never wrote its header.
-// It reports whether anything changed.
-func (r *ring) skipTorn(tail uint64) bool {
-	wp := r.word(r.rpos)
-	w := atomic.LoadUint64(wp)
-	switch (w & stateMask) >> stateShift {
-	case stWriting:
-		pid := int32(w >> 32)
-		if pid == r.self.pid {
-			return false // a goroutine of this process: alive by definition
-		}
-		start := atomic.LoadUint64(r.word(r.rpos + 8))
-		if r.plat.alive(pid, start) {
-			return false
-		}
-		size := recSize(int(w & lenMask))
-		if off := r.rpos & r.mask; off+size > r.size {
-			return false // corrupt; poll reports it
-		}
-		if atomic.CompareAndSwapUint64(wp, w, headerWord(0, stSkip, size)) {
-			r.countTorn()
-		}
-		return true
-	case 0:
-		if w != r.free(r.rpos) {
-			return true // changed; poll will look
-		}
-		// Reserved but no header: the producer stopped (or stalled)
-		// between moving the tail and claiming its header, so nobody knows
-		// the length. Mark every free word up to the first claimed header
-		// as an 8-byte skip record. A producer that is merely slow finds
-		// its claim refused and reserves again, so nothing is lost; a
-		// later producer's claimed header stops the scan, because payload
-		// is only written after a successful claim.
-		marked := false
-		for p := r.rpos; p < tail; p += recAlign {
-			if !atomic.CompareAndSwapUint64(r.word(p), r.free(p), headerWord(0, stSkip, recAlign)) {
-				break
-			}
-			marked = true
-		}
-		if marked {
-			r.countTorn()
-		}
-		return true
+// skipTorn skips the record at the read position if its producer has had
+// TornTimeout to finish it and has died. It reports whether anything
+// changed.
+func (r *ring) skipTorn(tail uint64) (bool, error) {
+	if r.chain || r.rpos%slotSize != 0 || r.ready() {
+		return true, nil // poll will deliver it or report the corruption
 	}
-	return true
+	c := atomic.LoadUint64(r.claim(r.rpos))
+	if (c&stateMask)>>stateShift != stWriting {
+		// Free, yet below the tail (read before it): producers claim a
+		// slot before they move the tail past it, so this is damage.
+		return false, fmt.Errorf("%w: unclaimed slot at %d below tail %d", ErrCorrupt, r.rpos, tail)
+	}
+	pid := int32(c >> 32)
+	if pid == r.self.pid {
+		return false, nil // a goroutine of this process: alive by definition
+	}
+	// The start time is valid only if it carries this lap: the producer
+	// may have died (or stalled) between its claim and writing it. Without
+	// it, the pid alone decides.
+	var start uint64
+	if w1 := atomic.LoadUint64(r.word(r.rpos + 8)); w1&(1<<startLapBits-1) == (r.rpos>>r.shift)&(1<<startLapBits-1) {
+		start = w1 >> startLapBits
+	}
+	if r.plat.alive(pid, start) {
+		return false, nil
+	}
+	cs := claimSize(c)
+	if cs == 0 || r.rpos&r.mask+cs > r.size || r.rpos+cs > tail {
+		return false, r.corrupt(c, "bad claim")
+	}
+	r.skip(cs)
+	r.countTorn()
+	return true, nil
 }
 
 func (r *ring) countTorn() {
@@ -596,9 +746,14 @@ func (r *ring) interruptProducers() {
 
 // attach makes the ring's consumer state continue from the published head.
 func (r *ring) attach() {
+	if r.pending == nil {
+		r.pending = make([]uint64, 0, 1024)
+	}
+	atomic.StoreUint32(r.wake, 0) // in case the last consumer died asleep
 	r.rpos = atomic.LoadUint64(r.head)
 	r.pub = r.rpos
 	r.stuck = false
+	r.chain = false
 }
 
 // claimOwner makes self the queue's consumer unless a live one exists.

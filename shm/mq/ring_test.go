@@ -424,29 +424,26 @@ func TestTornDeadProducer(t *testing.T) {
 	}
 }
 
-// TestTornHeaderless: a producer that moved the tail but died before
-// claiming its header leaves no length; the consumer marks the space.
-func TestTornHeaderless(t *testing.T) {
+// TestTornBeforeTailMoved: a producer that claimed a slot and died before
+// moving the tail past it is helped past by the next producer, and its
+// slot is skipped by the consumer.
+func TestTornBeforeTailMoved(t *testing.T) {
 	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
 	c := m.queue(1, true)
 	p := m.queue(2, false)
 	ctx := ctxT(t)
-	tail := c.r.tail
-	atomic.AddUint64(tail, 64) // reserve 64 bytes and "die"
-	p.Send(ctx, []byte("after"))
-	b, err := c.Receive(ctx)
-	if err != nil || string(b) != "after" {
-		t.Fatalf("got %q, %v", b, err)
-	}
-	// The same with nothing after it: the consumer must not wedge.
-	atomic.AddUint64(tail, 32)
-	go func() {
-		time.Sleep(2 * m.torn)
-		p.Send(ctx, []byte("later"))
-	}()
-	b, err = c.Receive(ctx)
-	if err != nil || string(b) != "later" {
-		t.Fatalf("got %q, %v", b, err)
+	for _, n := range []uint64{40, 200} {
+		tail := atomic.LoadUint64(c.r.tail)
+		old := atomic.LoadUint64(c.r.claim(tail))
+		if !c.r.freeFor(old, tail) || !atomic.CompareAndSwapUint64(c.r.claim(tail), old, headerWord(66, stWriting, n)) {
+			t.Fatal("claim failed")
+		}
+		p.Send(ctx, []byte("after"))
+		b, err := c.Receive(ctx)
+		if err != nil || string(b) != "after" {
+			t.Fatalf("got %q, %v", b, err)
+		}
 	}
 	if s := c.Stats(); s.Torn != 2 {
 		t.Errorf("Torn = %d, want 2", s.Torn)
@@ -474,19 +471,16 @@ func TestSlowProducerWaitedFor(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 
-	// Stalled between the tail and the claim: the consumer skips the
-	// space, and the stale claim then fails.
+	// A producer that stalled for a whole lap cannot claim its old slot.
 	t0 := atomic.LoadUint64(slow.r.tail)
-	if !atomic.CompareAndSwapUint64(slow.r.tail, t0, t0+recSize(10)) {
-		t.Fatal("tail moved")
+	for i := range 200 {
+		slow.Send(ctx, []byte("lap"))
+		if _, err := c.Receive(ctx); err != nil {
+			t.Fatal(err, i)
+		}
 	}
-	slow.Send(ctx, []byte("second"))
-	b, err = c.Receive(ctx)
-	if err != nil || string(b) != "second" {
-		t.Fatalf("got %q, %v", b, err)
-	}
-	if atomic.CompareAndSwapUint64(slow.r.word(t0), slow.r.free(t0), headerWord(77, stWriting, 10)) {
-		t.Fatal("stale claim succeeded after the consumer skipped it")
+	if c := atomic.LoadUint64(slow.r.claim(t0)); slow.r.freeFor(c, t0) {
+		t.Fatal("stale claim succeeded a lap later")
 	}
 }
 
@@ -546,6 +540,144 @@ func TestTornBatchSkippedWhole(t *testing.T) {
 	c.Send(ctx, []byte("after"))
 	b, err := c.Receive(ctx)
 	if err != nil || string(b) != "after" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// TestRestartInsideBatch: a consumer that stops part way through a batch
+// hands exactly the rest of it to the next consumer, whether it closed or
+// died (the progress is recorded before Receive returns).
+func TestRestartInsideBatch(t *testing.T) {
+	for _, closeIt := range []bool{true, false} {
+		m := newMemRing(t, 4096, 0)
+		c := m.queue(1, true)
+		ctx := ctxT(t)
+		var batch [][]byte
+		for i := range uint32(9) {
+			batch = append(batch, testMsg(1, i, 8+int(i)*3))
+		}
+		if _, err := c.SendBatch(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		next := uint32(0)
+		for range 3 {
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != next {
+				t.Fatalf("got %d want %d", s, next)
+			}
+			next++
+		}
+		if closeIt {
+			c.Close()
+		} else {
+			c.r.releaseOwner() // as if it died: nothing else is done
+		}
+		c = m.queue(1, true)
+		for next < 9 {
+			_, err := c.ReceiveBatch(ctx, func(b []byte) {
+				if _, s := checkMsg(t, b); s != next {
+					t.Fatalf("after restart got %d want %d", s, next)
+				}
+				next++
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		// And the ring goes on working across the batch's slots.
+		for i := range uint32(200) {
+			if err := c.Send(ctx, testMsg(2, i, 50)); err != nil {
+				t.Fatal(err)
+			}
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, s := checkMsg(t, b); s != i {
+				t.Fatalf("got %d want %d", s, i)
+			}
+		}
+	}
+}
+
+// TestRestartAfterSkip: a consumer that skipped a torn record and died
+// before moving head leaves a record of the skip in the ring, so its
+// successor neither stalls nor mistakes the freed claim for damage.
+func TestRestartAfterSkip(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	dead := m.queue(66, false)
+	p := m.queue(2, false)
+	if _, ok := dead.r.reserve(100); !ok {
+		t.Fatal("reserve")
+	}
+	p.TrySend([]byte("x"))
+	r := c.r
+	if _, _, err := r.prepareWait(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, sleep, err := r.prepareWait(time.Now().Add(time.Hour)); err != nil || sleep {
+		t.Fatalf("torn record not skipped: sleep %v, err %v", sleep, err)
+	}
+	if r.rpos == atomic.LoadUint64(r.head) {
+		t.Fatal("read position did not move")
+	}
+	r.releaseOwner() // dies here, head not moved
+	c2 := m.queue(1, true)
+	b, err := c2.Receive(ctxT(t))
+	if err != nil || string(b) != "x" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// TestClaimSeenBeforeTail: the consumer can see a claim before its
+// producer has moved the tail past it (a padding claim, or the claim of a
+// producer that died right after claiming); it must help the tail along
+// rather than run past it.
+func TestClaimSeenBeforeTail(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	ctx := ctxT(t)
+	// Move the tail near the end of the ring.
+	for range 3 {
+		c.TrySend(make([]byte, 1000))
+		c.Receive(ctx)
+	}
+	claimAtTail := func(v uint64) uint64 {
+		tail := atomic.LoadUint64(c.r.tail)
+		old := atomic.LoadUint64(c.r.claim(tail))
+		if !c.r.freeFor(old, tail) || !atomic.CompareAndSwapUint64(c.r.claim(tail), old, v) {
+			t.Fatal("claim failed")
+		}
+		return tail
+	}
+	tail := claimAtTail(headerWord(66, stSkip, c.r.size-atomic.LoadUint64(c.r.tail)&c.r.mask))
+	if n, err := c.r.poll(func([]byte) {}, 10); n != 0 || err != nil {
+		t.Fatalf("poll: %d, %v", n, err)
+	}
+	if c.r.rpos <= tail || atomic.LoadUint64(c.r.tail) < c.r.rpos {
+		t.Fatalf("read position %d, tail %d: padding not skipped with the tail", c.r.rpos, atomic.LoadUint64(c.r.tail))
+	}
+	c.r.publish()
+	// A dead producer's claim, tail not moved, nobody else sending.
+	claimAtTail(headerWord(66, stWriting, 40))
+	short, cancel := context.WithTimeout(ctx, 4*m.torn)
+	defer cancel()
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v", err)
+	}
+	if s := c.Stats(); s.Torn != 1 || s.Used != 0 {
+		t.Errorf("stats %+v, want one torn record and nothing used", s)
+	}
+	if err := c.TrySend([]byte("on")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Receive(ctx); err != nil || string(b) != "on" {
 		t.Fatalf("got %q, %v", b, err)
 	}
 }

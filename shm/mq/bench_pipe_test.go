@@ -60,27 +60,3 @@ func benchPipe(b *testing.B, newQ func() (c *Queue, p func(i int) *Queue), produ
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
 }
-
-func memPipe(b *testing.B, capacity int) func() (*Queue, func(int) *Queue) {
-	return func() (*Queue, func(int) *Queue) {
-		m := newMemRing(b, capacity, 0)
-		c := m.queue(1, true)
-		return c, func(i int) *Queue { return m.queue(int32(100+i), false) }
-	}
-}
-
-func BenchmarkGoroutines(b *testing.B) {
-	for _, bc := range []struct {
-		name            string
-		producers, size int
-		batch           bool
-	}{
-		{"1p/10B", 1, 10, false},
-		{"1p/10B/batch64", 1, 10, true},
-		{"1p/10KB", 1, 10 << 10, false},
-		{"4p/10B", 4, 10, false},
-		{"4p/10B/batch64", 4, 10, true},
-	} {
-		b.Run(bc.name, func(b *testing.B) { benchPipe(b, memPipe(b, 1<<20), bc.producers, bc.size, bc.batch) })
-	}
-}

@@ -1,0 +1,86 @@
+//go:build linux
+
+package mq
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+var benchCases = []struct {
+	name            string
+	producers, size int
+	batch           bool
+}{
+	{"1p/10B", 1, 10, false},
+	{"1p/10KB", 1, 10 << 10, false},
+	{"4p/10B", 4, 10, false},
+	{"1p/10B/batch64", 1, 10, true},
+	{"4p/10B/batch64", 4, 10, true},
+}
+
+// BenchmarkGoroutines: producers and the consumer are goroutines of this
+// process, each producer with its own Queue (as separate processes would
+// have), on a real segment with real futexes.
+func BenchmarkGoroutines(b *testing.B) {
+	for _, bc := range benchCases {
+		b.Run(bc.name, func(b *testing.B) {
+			benchPipe(b, func() (*Queue, func(int) *Queue) {
+				c := createQ(b, 1<<20, nil)
+				return c, func(int) *Queue {
+					p, err := Open(c.Name(), nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.Cleanup(func() { p.Close() })
+					return p
+				}
+			}, bc.producers, bc.size, bc.batch)
+		})
+	}
+}
+
+// BenchmarkProcesses: each producer is a separate process.
+func BenchmarkProcesses(b *testing.B) {
+	for _, bc := range benchCases {
+		if bc.batch {
+			continue
+		}
+		b.Run(bc.name, func(b *testing.B) {
+			c := createQ(b, 1<<20, nil)
+			ctx := context.Background()
+			var kids []*child
+			for i := range bc.producers {
+				n := b.N / bc.producers
+				if i == 0 {
+					n += b.N % bc.producers
+				}
+				kids = append(kids, startChild(b, "send", "MQ_NAME="+c.Name(), "MQ_N="+itoa(n), "MQ_SIZE="+itoa(bc.size)))
+			}
+			// Each child sends "ready" first; time from the first one.
+			if _, err := c.Receive(ctx); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(bc.size))
+			b.ResetTimer()
+			start := time.Now()
+			got := 0
+			for got < b.N+bc.producers-1 {
+				n, err := c.ReceiveBatch(ctx, func([]byte) {})
+				if err != nil {
+					b.Fatal(err)
+				}
+				got += n
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msgs/s")
+			for _, k := range kids {
+				if err := k.wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
