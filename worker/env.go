@@ -2,6 +2,7 @@ package worker
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,11 @@ const (
 	envListeners   = "PROCWIRE_WORKER_LISTENERS"
 	envStopTimeout = "PROCWIRE_WORKER_STOP_TIMEOUT"
 )
+
+// envNames returns every variable of the worker environment.
+func envNames() []string {
+	return []string{envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout}
+}
 
 // maxListeners bounds the listener count a worker accepts from its
 // environment, so that a corrupt value cannot make it walk the fd table.
@@ -36,10 +42,9 @@ type identity struct {
 // the same names in base (a worker's own workers must not inherit them).
 func (id identity) environ(base []string) []string {
 	env := make([]string, 0, len(base)+6)
+	names := envNames()
 	for _, kv := range base {
-		switch name, _, _ := strings.Cut(kv, "="); name {
-		case envIndex, envGeneration, envGroup, envMaster, envListeners, envStopTimeout:
-		default:
+		if name, _, _ := strings.Cut(kv, "="); !slices.Contains(names, name) {
 			env = append(env, kv)
 		}
 	}

@@ -42,3 +42,12 @@ func ExampleRun() {
 		log.Fatal(err)
 	}
 }
+
+// A program can do master-only set-up, such as creating a queue the
+// workers will open, before it calls Run.
+func ExampleIsWorker() {
+	if !worker.IsWorker() {
+		fmt.Println("master: set up shared resources, then Run starts the workers")
+	}
+	// Output: master: set up shared resources, then Run starts the workers
+}

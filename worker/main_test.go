@@ -105,6 +105,8 @@ func workerMain() int {
 		for _, l := range w.Listeners() {
 			addrs = append(addrs, l.Addr().Network()+"="+l.Addr().String())
 		}
+		status("env %d %q", w.PID(), os.Getenv("PROCWIRE_WORKER"))
+		status("inheritable %d%s", w.PID(), inheritableFDs())
 		status("start %d %d %d %s %s", w.PID(), w.Index(), w.Generation(), w.GroupName(), strings.Join(addrs, " "))
 		switch {
 		case mode == "crash", mode == "newcrash" && w.Generation() > 0:
@@ -199,11 +201,16 @@ func startCluster(t testing.TB, env ...string) *cluster {
 	}
 	go func() { c.waitErr <- c.cmd.Wait() }()
 	t.Cleanup(func() {
-		// Whatever happened, leave no process behind.
+		// Whatever happened, leave no process behind. With the master gone,
+		// a worker still running has been reparented to us (we are the
+		// subreaper); checking that keeps us from killing an unrelated
+		// process that reused the pid of a worker that has exited.
 		c.cmd.Process.Kill()
 		<-c.waitErr
 		for _, s := range c.starts() {
-			syscall.Kill(s.pid, syscall.SIGKILL)
+			if parentOf(s.pid) == os.Getpid() {
+				syscall.Kill(s.pid, syscall.SIGKILL)
+			}
 		}
 		for _, s := range c.starts() {
 			waitGone(t, s.pid)
@@ -276,7 +283,7 @@ func (c *cluster) waitStarts(what string, ok func([]started) bool) []started {
 	}
 }
 
-// signal sends sig to the master and, for SIGTERM, waits for it to exit.
+// signal sends sig to the master.
 func (c *cluster) signal(sig syscall.Signal) {
 	c.t.Helper()
 	if err := c.cmd.Process.Signal(sig); err != nil {
@@ -284,6 +291,7 @@ func (c *cluster) signal(sig syscall.Signal) {
 	}
 }
 
+// wait waits for the master to exit and returns its exit error.
 func (c *cluster) wait() error {
 	c.t.Helper()
 	select {
@@ -294,6 +302,26 @@ func (c *cluster) wait() error {
 		c.t.Fatal("master did not exit")
 		return nil
 	}
+}
+
+// parentOf returns the parent pid of pid, or 0 if there is no such process.
+func parentOf(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // alive reports whether pid is a running (not zombie) process, reaping it
@@ -368,4 +396,22 @@ type tWriter struct{ t *testing.T }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
+}
+
+// inheritableFDs lists, each after a space, the fds above stderr that a
+// child of this process would inherit (those without close-on-exec).
+func inheritableFDs() string {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	var out string
+	for _, e := range ents {
+		fd, err := strconv.Atoi(e.Name())
+		if err != nil || fd <= 2 {
+			continue
+		}
+		flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		if err == nil && flags&unix.FD_CLOEXEC == 0 {
+			out += " " + e.Name()
+		}
+	}
+	return out
 }

@@ -32,7 +32,6 @@ type proc struct {
 	ctl     net.Conn      // master's end of the control socket
 	exited  chan struct{} // closed once the exit has been handled
 
-	ready    bool
 	retiring bool      // we sent SIGTERM; its exit is expected
 	killAt   time.Time // when a retiring proc gets SIGKILL
 	killed   bool
@@ -149,8 +148,7 @@ func (m *master) listen() error {
 				return fmt.Errorf("worker: Listeners[%d]: %w", i, err)
 			}
 		}
-		// Both *net.TCPListener and *net.UnixListener have File.
-		f, err := l.(interface{ File() (*os.File, error) }).File()
+		f, err := dupListener(l)
 		if err != nil {
 			return fmt.Errorf("worker: Listeners[%d]: %w", i, err)
 		}
@@ -184,6 +182,32 @@ func (m *master) listenOne(spec ListenSpec) (net.Listener, error) {
 		return nil, fmt.Errorf("%w (removing the stale socket file: %v)", err, rerr)
 	}
 	return net.Listen(spec.Network, spec.Address)
+}
+
+// dupListener returns a close-on-exec duplicate of l's descriptor.
+//
+// It does not use (*net.TCPListener).File: os/exec passes a File to a
+// child through its Fd method, which puts a File made by package net into
+// blocking mode, and O_NONBLOCK belongs to the socket that every worker
+// shares. A worker's accept(2) would then block in the kernel, where
+// closing the listener cannot wake it, and the worker could not stop. A
+// File made by os.NewFile from a non-blocking descriptor is left as it is.
+func dupListener(l net.Listener) (*os.File, error) {
+	sc, err := l.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	dup := -1
+	var derr error
+	if err := sc.Control(func(fd uintptr) {
+		dup, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0)
+	}); err != nil {
+		return nil, err
+	}
+	if derr != nil {
+		return nil, fmt.Errorf("dup listener: %w", derr)
+	}
+	return os.NewFile(uintptr(dup), "procwire-listener "+l.Addr().String()), nil
 }
 
 func (m *master) closeListeners() {
@@ -288,6 +312,7 @@ func (m *master) loop(ctx context.Context, sigc <-chan os.Signal) {
 					m.continueReload()
 				} // else the running reload also covers the new generation
 			case sig == syscall.SIGHUP:
+				// Stopping: nothing to reload.
 			case m.stopping:
 				m.log.Warn("worker: second stop signal; killing workers", "signal", sig.String())
 				for p := range m.live {
@@ -408,7 +433,6 @@ func (m *master) scheduleRestart(i int, lived time.Duration) {
 
 // handleReady promotes a reload's new worker once it is ready.
 func (m *master) handleReady(p *proc) {
-	p.ready = true
 	if p != m.pending || m.stopping {
 		return
 	}

@@ -60,6 +60,11 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 	if ppid := os.Getppid(); ppid != id.Master {
 		return fmt.Errorf("worker: %s names master pid %d but the parent is pid %d (the master died, or the variable was inherited by an unrelated process)", envMaster, id.Master, ppid)
 	}
+	// Like sd_listen_fds, take the variables out of the environment: a
+	// program this worker runs must not believe it is a worker too.
+	for _, name := range envNames() {
+		os.Unsetenv(name)
+	}
 	w := &Worker{id: id, log: s.Logger.With("worker", id.Index, "pid", os.Getpid())}
 
 	// net.FileConn and net.FileListener dup the fds with close-on-exec;

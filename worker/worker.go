@@ -24,7 +24,9 @@ var (
 type Func func(ctx context.Context, w *Worker) error
 
 // IsWorker reports whether this process was started as a worker by a
-// master's Run.
+// master's Run. It is meant for main, before Run: Run in a worker removes
+// the variables that mark it, so that programs the worker starts do not
+// take themselves for workers.
 func IsWorker() bool {
 	_, ok := os.LookupEnv(envIndex)
 	return ok
@@ -63,6 +65,10 @@ func (w *Worker) MasterPID() int { return w.id.Master }
 // Listener returns the i-th listener of Config.Listeners, shared with the
 // other workers. It panics if i is out of range, like a slice index. Run
 // closes the listeners when the worker function returns.
+//
+// Do not call Fd on the File of a listener: it would switch the socket,
+// which all workers share, to blocking mode, and a worker blocked in
+// accept could then no longer be stopped by closing its listener.
 func (w *Worker) Listener(i int) net.Listener { return w.listeners[i] }
 
 // Listeners returns all inherited listeners in the order of

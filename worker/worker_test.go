@@ -40,6 +40,19 @@ func TestSharedListeners(t *testing.T) {
 			t.Errorf("worker %d listens on %v, want the same TCP port as worker 0 (%v) and %s", s.index, s.addrs, ss[0].addrs, sock)
 		}
 	}
+	// Fds this test process inherited without close-on-exec pass through
+	// to every descendant; a worker must add none.
+	ours := strings.Fields(inheritableFDs())
+	for _, l := range c.lines("inheritable ") {
+		if theirs := strings.Fields(l)[2:]; !slices.Equal(theirs, ours) {
+			t.Errorf("a worker's children would inherit fds %v; the test's inherit only %v", theirs, ours)
+		}
+	}
+	for _, l := range c.lines("env ") {
+		if !strings.HasSuffix(l, ` ""`) {
+			t.Errorf("a worker's environment still marks it as a worker: %s", l)
+		}
+	}
 	if fi, err := os.Stat(sock); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket file: %v, mode %v; want mode 0600", err, fi.Mode())
 	}
@@ -311,8 +324,9 @@ func TestInProcessMaster(t *testing.T) {
 		t.Fatal("Run did not return")
 	}
 	for _, pid := range pids(ss) {
-		if alive(pid) {
-			t.Errorf("worker %d still running after Run returned", pid)
+		// Not even a zombie: Run must have reaped its children.
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
+			t.Errorf("worker %d still exists (running or unreaped) after Run returned", pid)
 		}
 	}
 	for i := 0; ; i++ {
