@@ -101,6 +101,9 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	if c.InboxSize < MinInboxSize {
 		return nil, fmt.Errorf("alert: inbox size %d is below the minimum %d", c.InboxSize, MinInboxSize)
 	}
+	if c.FullPolicy != Block && c.FullPolicy != Fail {
+		return nil, fmt.Errorf("alert: unknown FullPolicy %d", c.FullPolicy)
+	}
 	g := &Group{
 		name:   group,
 		cfg:    c,
@@ -253,7 +256,7 @@ func ListMembers(ctx context.Context, group string) ([]Member, error) {
 	return out, nil
 }
 
-// Members lists the current members, this process included, in join order
+// Members lists the current members, this process included, in the order
 // of their registry slots.
 func (g *Group) Members() []Member {
 	t := g.table()
@@ -422,9 +425,10 @@ func (g *Group) Send(ctx context.Context, pid int, name string, data []byte) err
 	return g.send(ctx, pid, 0, name, data)
 }
 
-// Broadcast sends the alert to every member, this process included. It
-// tries every member even if some fail and returns the failures joined;
-// members that die during the broadcast are skipped.
+// Broadcast sends the alert to every member, this process included, one
+// after another: under the Block policy a full inbox delays the members
+// after it. It tries every member even if some fail and returns the
+// failures joined; members that die during the broadcast are skipped.
 func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 	if err := checkAlert(name, len(data)); err != nil {
 		return err

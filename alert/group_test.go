@@ -130,6 +130,11 @@ func TestLimits(t *testing.T) {
 	if _, err := Join(ctx, "bad.name", nil); !errors.Is(err, ErrInvalidGroup) {
 		t.Errorf("bad group name: %v", err)
 	}
+	for _, cfg := range []*Config{{InboxSize: 100}, {FullPolicy: 7}} {
+		if _, err := Join(ctx, group+"-cfg", cfg); err == nil {
+			t.Errorf("Join with %+v succeeded", *cfg)
+		}
+	}
 }
 
 // Ordering per sender→receiver pair under load: several children send
