@@ -51,6 +51,9 @@ type Config struct {
 	Default  HandlerFunc
 }
 
+// MaxMembers is the largest number of members a group can have.
+const MaxMembers = 1024
+
 // NoSpin is a Config.Spin value that turns spinning off.
 const NoSpin time.Duration = -1
 

@@ -31,9 +31,7 @@ const (
 	regRemovedOff = 68
 	regSlotsOff   = 128
 	slotSize      = 32
-	// MaxMembers is the largest number of members a group can have.
-	MaxMembers = 1024
-	regSize    = regSlotsOff + MaxMembers*slotSize
+	regSize       = regSlotsOff + MaxMembers*slotSize
 )
 
 type slot struct {
