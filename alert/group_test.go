@@ -56,6 +56,18 @@ func checkLeaks(t *testing.T) {
 	})
 }
 
+// recv receives from ch, failing the test after a generous safety timeout.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting for a value")
+		panic("unreachable")
+	}
+}
+
 func countFDs(t *testing.T) int {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
@@ -276,17 +288,17 @@ func TestUnmatchedAndDefault(t *testing.T) {
 	names := make(chan string, 1)
 	g.HandleDefault(func(ctx context.Context, a *Alert) { names <- a.Name })
 	g.Send(ctx, g.PID(), "stranger", []byte("x"))
-	if n := <-names; n != "stranger" {
+	if n := recv(t, names); n != "stranger" {
 		t.Fatalf("default handler got %q", n)
 	}
 	// A named handler wins over the default; nil deletes it again.
 	named := make(chan string, 1)
 	g.Handle("stranger", func(ctx context.Context, a *Alert) { named <- a.Name })
 	g.Send(ctx, g.PID(), "stranger", nil)
-	<-named
+	recv(t, named)
 	g.Handle("stranger", nil)
 	g.Send(ctx, g.PID(), "stranger", nil)
-	<-names
+	recv(t, names)
 	// Delivered is counted when the handler returns, just after it sent on the channel.
 	waitFor(t, "3 unmatched, 3 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 3 })
 }
@@ -297,7 +309,7 @@ func TestReplyAfterHandler(t *testing.T) {
 	kept := make(chan *Alert, 1)
 	g := join(t, group, &Config{Default: func(ctx context.Context, a *Alert) { kept <- a }})
 	g.Send(context.Background(), g.PID(), "x", nil)
-	a := <-kept
+	a := recv(t, kept)
 	waitFor(t, "handler return", func() bool { return a.done.Load() })
 	if err := a.Reply(context.Background(), "y", nil); !errors.Is(err, ErrNotInHandler) {
 		t.Fatalf("late reply: %v", err)

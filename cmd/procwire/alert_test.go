@@ -56,13 +56,13 @@ func TestAlertVerb(t *testing.T) {
 	if code, out := cli(t, "alert", "send", "--group", group, "--pid", me, "--name", "hi", "--data", "hello"); code != 0 {
 		t.Fatalf("send: %d %s", code, out)
 	}
-	if a := <-got; a != "hi=hello" {
+	if a := recvAlert(t, got); a != "hi=hello" {
 		t.Fatalf("got %q", a)
 	}
 	if code, out := cli(t, "alert", "broadcast", "--group", group, "--name", "all", "--data", "x"); code != 0 {
 		t.Fatalf("broadcast: %d %s", code, out)
 	}
-	if a := <-got; a != "all=x" {
+	if a := recvAlert(t, got); a != "all=x" {
 		t.Fatalf("got %q", a)
 	}
 	if code, out := cli(t, "alert", "members", "--group", group); code != 0 || !strings.HasPrefix(out, me+"\t") {
@@ -93,9 +93,24 @@ func TestAlertVerb(t *testing.T) {
 	if err := g.Send(context.Background(), pid, "news", []byte("hot\n")); err != nil {
 		t.Fatal(err)
 	}
-	<-done
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("listen did not exit after its alert")
+	}
 	if want := me + ` news "hot\n"`; listenCode != 0 || !strings.Contains(listenOut, want) {
 		t.Fatalf("listen: %d %q, want %q", listenCode, listenOut, want)
+	}
+}
+
+func recvAlert(t *testing.T, ch <-chan string) string {
+	t.Helper()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(20 * time.Second):
+		t.Fatal("no alert")
+		return ""
 	}
 }
 
