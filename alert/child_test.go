@@ -81,10 +81,15 @@ func runChild(role string) int {
 	case "echo":
 		<-ctx.Done()
 	case "seq":
-		// Send arg numbered alerts to the parent, then wait to be told to go.
+		// Send arg numbered alerts (arg < 0: until stdin closes) to the
+		// parent, then wait to be told to go.
 		parent := os.Getppid()
-		for i := range arg {
-			if err := g.Send(ctx, parent, "seq", binary.LittleEndian.AppendUint64(nil, uint64(i))); err != nil {
+		for i := 0; arg < 0 || i < arg; i++ {
+			err := g.Send(ctx, parent, "seq", binary.LittleEndian.AppendUint64(nil, uint64(i)))
+			if arg < 0 && ctx.Err() != nil {
+				break
+			}
+			if err != nil {
 				fmt.Fprintln(os.Stderr, "send:", err)
 				return 1
 			}

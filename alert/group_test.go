@@ -543,3 +543,54 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Broadcast after Close: %v", err)
 	}
 }
+
+// Members join and die (kill -9) while two senders stream numbered alerts
+// to us: the streams keep flowing, stay in order, and the group converges.
+func TestChurnMidStream(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	var mu sync.Mutex
+	next := map[int]uint64{}
+	var bad, total atomic.Int64
+	g := join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
+		"seq": func(ctx context.Context, a *Alert) {
+			n := binary.LittleEndian.Uint64(a.Data)
+			mu.Lock()
+			if n != next[a.Sender] {
+				bad.Add(1)
+			}
+			next[a.Sender] = n + 1
+			mu.Unlock()
+			total.Add(1)
+		},
+	}})
+	var streams []*child
+	for range 2 {
+		streams = append(streams, startChild(t, group, "seq", -1, 0))
+	}
+	churn := 6
+	if testing.Short() {
+		churn = 3
+	}
+	for i := range churn {
+		before := total.Load()
+		c := startChild(t, group, "echo", 0, 0)
+		if err := g.Broadcast(context.Background(), "ping", nil); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		c.kill()
+		waitFor(t, "the streams to go on", func() bool { return total.Load() > before+1000 })
+	}
+	for _, c := range streams {
+		c.stop(t)
+	}
+	waitFor(t, "only us left", func() bool { return len(g.Members()) == 1 })
+	if n := bad.Load(); n > 0 {
+		t.Fatalf("%d of %d alerts out of order", n, total.Load())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(next) != 2 {
+		t.Fatalf("alerts from %d senders, want 2", len(next))
+	}
+}
