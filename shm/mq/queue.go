@@ -250,11 +250,12 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if stop != nil {
 			stop()
 		}
+		// Release what was read or skipped, whatever the outcome.
+		r.publish()
 	}()
 	for {
 		n, err := r.poll(fn, max)
 		if n > 0 || err != nil {
-			r.publish()
 			q.received.Add(uint64(n))
 			return n, err
 		}

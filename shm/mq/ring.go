@@ -149,6 +149,7 @@ type ring struct {
 	stuckAt    time.Time
 	stuck      bool
 	tornLocal  uint64
+	pending    []uint64 // slots whose claims release frees at the next publish
 }
 
 // layoutSize is the data-area size of a queue whose ring has capacity bytes.
@@ -491,12 +492,22 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				n++
 				goto next
 			case stSkip:
-				// A previous consumer's progress through a batch.
-				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain || w&flagPacked != 0 {
-					return n, r.corrupt(w, "bad progress record")
+				// Left by a consumer: padding or a torn record it skipped
+				// (so that a successor need not ask the freed claim), or,
+				// packed, its progress through a batch.
+				if ln < recAlign || ln%recAlign != 0 || off+ln > r.size || off%slotSize != 0 || r.chain {
+					return n, r.corrupt(w, "bad skip record")
 				}
-				r.chain, r.chainStart = true, r.rpos
-				r.rpos += ln
+				if w&flagPacked != 0 {
+					r.chain, r.chainStart = true, r.rpos
+					r.rpos += ln
+				} else {
+					if ln%slotSize != 0 {
+						return n, r.corrupt(w, "bad skip record")
+					}
+					r.release(r.rpos)
+					r.rpos += ln
+				}
 				goto next
 			}
 		}
@@ -511,8 +522,9 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 				if cs == 0 || off+cs > r.size {
 					return n, r.corrupt(c, "bad padding claim")
 				}
-				r.release(r.rpos)
-				r.rpos += cs
+				// The padder may not have moved the tail past it yet.
+				atomic.CompareAndSwapUint64(r.tail, r.rpos, r.rpos+cs)
+				r.skip(cs)
 			case stWriting:
 				return n, nil
 			default:
@@ -544,9 +556,10 @@ func (r *ring) publish() {
 		// start (a slot boundary), so record the progress there instead,
 		// as a skip record over the messages already delivered. A
 		// consumer that takes over resumes exactly at the read position.
-		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|(r.rpos-r.chainStart))
+		atomic.StoreUint64(r.word(r.chainStart), r.lapTag(r.chainStart)|stSkip<<stateShift|flagPacked|(r.rpos-r.chainStart))
 		target = r.chainStart
 	}
+	r.flushReleases()
 	if target == r.pub {
 		return
 	}
@@ -575,11 +588,33 @@ func (r *ring) ready() bool {
 	return !isFree(c) && (c&stateMask)>>stateShift != stWriting
 }
 
+// skip steps over size bytes of padding or a torn record at the read
+// position. It first records the skip in the ring, where a consumer that
+// takes over after a crash (before head moved past it) will find it: the
+// claim word that described it is freed at once.
+func (r *ring) skip(size uint64) {
+	atomic.StoreUint64(r.word(r.rpos), r.lapTag(r.rpos)|stSkip<<stateShift|size)
+	r.release(r.rpos)
+	r.rpos += size
+}
+
 // release frees the claim of the slot at pos, where a record the consumer
 // has read started, for the next lap. Producers cannot reach the slot's
-// next lap before head moves past pos.
+// next lap before head moves past pos, so it is enough to do so before
+// publishing head; doing it then, in bulk, keeps the consumer off the
+// claim table's cache lines while producers claim slots in them.
 func (r *ring) release(pos uint64) {
-	atomic.StoreUint64(r.claim(pos), freeWord(pos>>r.shift+1))
+	if len(r.pending) == cap(r.pending) && len(r.pending) > 0 {
+		r.flushReleases()
+	}
+	r.pending = append(r.pending, pos)
+}
+
+func (r *ring) flushReleases() {
+	for _, p := range r.pending {
+		atomic.StoreUint64(r.claim(p), freeWord(p>>r.shift+1))
+	}
+	r.pending = r.pending[:0]
 }
 
 // spinFor is how long the consumer polls before it sleeps. A sleep costs
@@ -614,6 +649,15 @@ func (r *ring) prepareWait(now time.Time) (time.Duration, bool, error) {
 		r.stuck, r.stuckPos, r.stuckAt = true, r.rpos, now
 	}
 	t := atomic.LoadUint64(r.tail)
+	if t == r.rpos && !r.chain && r.rpos%slotSize == 0 {
+		// A claim the tail has not been moved past: its producer may have
+		// died between the two steps. Help, as a producer would.
+		c := atomic.LoadUint64(r.claim(t))
+		if cs := claimSize(c); cs != 0 && t&r.mask+cs <= r.size {
+			atomic.CompareAndSwapUint64(r.tail, t, t+cs)
+			t = atomic.LoadUint64(r.tail)
+		}
+	}
 	if r.rpos > t || t-r.rpos > r.size {
 		return 0, false, fmt.Errorf("%w: read position %d beyond tail %d", ErrCorrupt, r.rpos, t)
 	}
@@ -665,8 +709,7 @@ func (r *ring) skipTorn(tail uint64) (bool, error) {
 	if cs == 0 || r.rpos&r.mask+cs > r.size || r.rpos+cs > tail {
 		return false, r.corrupt(c, "bad claim")
 	}
-	r.release(r.rpos)
-	r.rpos += cs
+	r.skip(cs)
 	r.countTorn()
 	return true, nil
 }
@@ -703,6 +746,9 @@ func (r *ring) interruptProducers() {
 
 // attach makes the ring's consumer state continue from the published head.
 func (r *ring) attach() {
+	if r.pending == nil {
+		r.pending = make([]uint64, 0, 1024)
+	}
 	atomic.StoreUint32(r.wake, 0) // in case the last consumer died asleep
 	r.rpos = atomic.LoadUint64(r.head)
 	r.pub = r.rpos

@@ -602,3 +602,82 @@ func TestRestartInsideBatch(t *testing.T) {
 		}
 	}
 }
+
+// TestRestartAfterSkip: a consumer that skipped a torn record and died
+// before moving head leaves a record of the skip in the ring, so its
+// successor neither stalls nor mistakes the freed claim for damage.
+func TestRestartAfterSkip(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	dead := m.queue(66, false)
+	p := m.queue(2, false)
+	if _, ok := dead.r.reserve(100); !ok {
+		t.Fatal("reserve")
+	}
+	p.TrySend([]byte("x"))
+	r := c.r
+	if _, _, err := r.prepareWait(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, sleep, err := r.prepareWait(time.Now().Add(time.Hour)); err != nil || sleep {
+		t.Fatalf("torn record not skipped: sleep %v, err %v", sleep, err)
+	}
+	if r.rpos == atomic.LoadUint64(r.head) {
+		t.Fatal("read position did not move")
+	}
+	r.releaseOwner() // dies here, head not moved
+	c2 := m.queue(1, true)
+	b, err := c2.Receive(ctxT(t))
+	if err != nil || string(b) != "x" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
+
+// TestClaimSeenBeforeTail: the consumer can see a claim before its
+// producer has moved the tail past it (a padding claim, or the claim of a
+// producer that died right after claiming); it must help the tail along
+// rather than run past it.
+func TestClaimSeenBeforeTail(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	m.plat.dead = func(pid int32) bool { return pid == 66 }
+	c := m.queue(1, true)
+	ctx := ctxT(t)
+	// Move the tail near the end of the ring.
+	for range 3 {
+		c.TrySend(make([]byte, 1000))
+		c.Receive(ctx)
+	}
+	claimAtTail := func(v uint64) uint64 {
+		tail := atomic.LoadUint64(c.r.tail)
+		old := atomic.LoadUint64(c.r.claim(tail))
+		if !c.r.freeFor(old, tail) || !atomic.CompareAndSwapUint64(c.r.claim(tail), old, v) {
+			t.Fatal("claim failed")
+		}
+		return tail
+	}
+	tail := claimAtTail(headerWord(66, stSkip, c.r.size-atomic.LoadUint64(c.r.tail)&c.r.mask))
+	if n, err := c.r.poll(func([]byte) {}, 10); n != 0 || err != nil {
+		t.Fatalf("poll: %d, %v", n, err)
+	}
+	if c.r.rpos <= tail || atomic.LoadUint64(c.r.tail) < c.r.rpos {
+		t.Fatalf("read position %d, tail %d: padding not skipped with the tail", c.r.rpos, atomic.LoadUint64(c.r.tail))
+	}
+	c.r.publish()
+	// A dead producer's claim, tail not moved, nobody else sending.
+	claimAtTail(headerWord(66, stWriting, 40))
+	short, cancel := context.WithTimeout(ctx, 4*m.torn)
+	defer cancel()
+	if _, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Receive: %v", err)
+	}
+	if s := c.Stats(); s.Torn != 1 || s.Used != 0 {
+		t.Errorf("stats %+v, want one torn record and nothing used", s)
+	}
+	if err := c.TrySend([]byte("on")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := c.Receive(ctx); err != nil || string(b) != "on" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}

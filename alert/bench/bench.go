@@ -1,0 +1,344 @@
+// Package bench measures alert groups across real processes: all-to-all
+// throughput and Send+Reply round-trip latency. It is shared by the
+// package's Go benchmarks and by `procwire alert bench`.
+//
+// A coordinator process joins the group, starts member processes (the
+// caller says how, so that a test binary and the procwire binary can both
+// re-execute themselves), tells them to start, and collects what each one
+// measured. Members count what they receive, skip a warm-up period, and
+// report by alert.
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/exec"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/procwire/procwire/alert"
+)
+
+// Config describes a run.
+type Config struct {
+	Group    string
+	Members  int           // member processes (the coordinator is not one of them)
+	Size     int           // payload bytes per alert
+	Duration time.Duration // measured time, after Warmup
+	Warmup   time.Duration // skipped at the start (default 100ms)
+	Spin     time.Duration // members' alert.Config.Spin
+}
+
+// Spawn starts one member process, which must call Member with the group
+// and spin it is given. The returned command has been started; its stdin
+// is a pipe that the coordinator closes to make it exit.
+type Spawn func(ctx context.Context, group string, spin time.Duration) (*exec.Cmd, io.WriteCloser, error)
+
+// Result is the outcome of AllToAll.
+type Result struct {
+	Members   int
+	Size      int
+	Delivered uint64        // alerts handled by all members during the measured time
+	Elapsed   time.Duration // measured time
+}
+
+// Rate is delivered alerts per second.
+func (r Result) Rate() float64 { return float64(r.Delivered) / r.Elapsed.Seconds() }
+
+// Latency is the outcome of RoundTrip.
+type Latency struct {
+	Samples       int
+	P50, P99, Max time.Duration
+}
+
+type coordinator struct {
+	g       *alert.Group
+	cmds    []*exec.Cmd
+	stdins  []io.WriteCloser
+	results chan []byte
+}
+
+func start(ctx context.Context, cfg Config, spawn Spawn, members int) (*coordinator, error) {
+	c := &coordinator{results: make(chan []byte, members)}
+	collect := func(ctx context.Context, a *alert.Alert) { c.results <- append([]byte(nil), a.Data...) }
+	g, err := alert.Join(ctx, cfg.Group, &alert.Config{Handlers: map[string]alert.HandlerFunc{"result": collect}})
+	if err != nil {
+		return nil, err
+	}
+	c.g = g
+	for range members {
+		cmd, stdin, err := spawn(ctx, cfg.Group, cfg.Spin)
+		if err != nil {
+			c.close()
+			return nil, err
+		}
+		c.cmds = append(c.cmds, cmd)
+		c.stdins = append(c.stdins, stdin)
+	}
+	for len(g.Members()) < members+1 {
+		if err := ctx.Err(); err != nil {
+			c.close()
+			return nil, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return c, nil
+}
+
+func (c *coordinator) others() []int {
+	var pids []int
+	for _, m := range c.g.Members() {
+		if !m.Self {
+			pids = append(pids, m.PID)
+		}
+	}
+	return pids
+}
+
+func (c *coordinator) close() {
+	for _, w := range c.stdins {
+		w.Close()
+	}
+	for _, cmd := range c.cmds {
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	c.g.Close()
+}
+
+func (c *coordinator) wait(ctx context.Context, n int) ([][]byte, error) {
+	var out [][]byte
+	for len(out) < n {
+		select {
+		case b := <-c.results:
+			out = append(out, b)
+		case <-ctx.Done():
+			return out, ctx.Err()
+		}
+	}
+	return out, nil
+}
+
+func defaults(cfg *Config) {
+	if cfg.Warmup == 0 {
+		cfg.Warmup = 100 * time.Millisecond
+	}
+}
+
+// AllToAll runs cfg.Members processes that each send cfg.Size-byte alerts
+// to every other member as fast as they can, and reports how many were
+// delivered (handled) per second over cfg.Duration after the warm-up.
+func AllToAll(ctx context.Context, cfg Config, spawn Spawn) (Result, error) {
+	defaults(&cfg)
+	if cfg.Members < 2 {
+		return Result{}, errors.New("bench: all-to-all needs at least 2 members")
+	}
+	c, err := start(ctx, cfg, spawn, cfg.Members)
+	if err != nil {
+		return Result{}, err
+	}
+	defer c.close()
+	order := binary.LittleEndian.AppendUint64(nil, uint64(cfg.Warmup))
+	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Duration))
+	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Size))
+	for _, pid := range c.others() {
+		if err := c.g.Send(ctx, pid, "all", order); err != nil {
+			return Result{}, err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration+30*time.Second)
+	defer cancel()
+	res, err := c.wait(wctx, cfg.Members)
+	if err != nil {
+		return Result{}, fmt.Errorf("bench: %d of %d members reported: %w", len(res), cfg.Members, err)
+	}
+	r := Result{Members: cfg.Members, Size: cfg.Size, Elapsed: cfg.Duration}
+	for _, b := range res {
+		r.Delivered += binary.LittleEndian.Uint64(b)
+	}
+	return r, nil
+}
+
+// RoundTrip runs two members; one sends an alert to the other, whose
+// handler replies, and the first handler sends the next as soon as the
+// reply arrives. It reports the round-trip times over cfg.Duration.
+func RoundTrip(ctx context.Context, cfg Config, spawn Spawn) (Latency, error) {
+	defaults(&cfg)
+	c, err := start(ctx, cfg, spawn, 2)
+	if err != nil {
+		return Latency{}, err
+	}
+	defer c.close()
+	pids := c.others()
+	order := binary.LittleEndian.AppendUint64(nil, uint64(cfg.Warmup))
+	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Duration))
+	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Size))
+	order = binary.LittleEndian.AppendUint64(order, uint64(pids[1]))
+	if err := c.g.Send(ctx, pids[0], "rtt", order); err != nil {
+		return Latency{}, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, cfg.Warmup+cfg.Duration+30*time.Second)
+	defer cancel()
+	res, err := c.wait(wctx, 1)
+	if err != nil {
+		return Latency{}, fmt.Errorf("bench: no round-trip result: %w", err)
+	}
+	b := res[0]
+	return Latency{
+		Samples: int(binary.LittleEndian.Uint64(b)),
+		P50:     time.Duration(binary.LittleEndian.Uint64(b[8:])),
+		P99:     time.Duration(binary.LittleEndian.Uint64(b[16:])),
+		Max:     time.Duration(binary.LittleEndian.Uint64(b[24:])),
+	}, nil
+}
+
+// Member is the body of a member process: it joins group and follows the
+// coordinator's orders until stdin closes.
+func Member(ctx context.Context, group string, spin time.Duration, stdin io.Reader) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var received atomic.Uint64
+	// Handlers may run before Join returns; those that need g wait for it.
+	var g *alert.Group
+	joined := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	// Round trip state, used only on the receive goroutine.
+	var rtt struct {
+		peer        int
+		data        []byte
+		sent        time.Time
+		warm, end   time.Time
+		samples     []time.Duration
+		coordinator int
+	}
+	handlers := map[string]alert.HandlerFunc{
+		"b": func(ctx context.Context, a *alert.Alert) { received.Add(1) },
+		"all": func(ctx context.Context, a *alert.Alert) {
+			<-joined
+			warmup := time.Duration(binary.LittleEndian.Uint64(a.Data))
+			d := time.Duration(binary.LittleEndian.Uint64(a.Data[8:]))
+			size := int(binary.LittleEndian.Uint64(a.Data[16:]))
+			coordinator := a.Sender
+			wg.Add(2)
+			t0 := time.Now()
+			sctx, scancel := context.WithDeadline(ctx, t0.Add(warmup+d))
+			go func() {
+				defer wg.Done()
+				defer scancel()
+				var targets []int
+				for _, m := range g.Members() {
+					if !m.Self && m.PID != coordinator {
+						targets = append(targets, m.PID)
+					}
+				}
+				data := make([]byte, size)
+				for sctx.Err() == nil {
+					for _, pid := range targets {
+						g.Send(sctx, pid, "b", data)
+					}
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				time.Sleep(time.Until(t0.Add(warmup)))
+				c0 := received.Load()
+				time.Sleep(time.Until(t0.Add(warmup + d)))
+				c1 := received.Load()
+				g.Send(ctx, coordinator, "result", binary.LittleEndian.AppendUint64(nil, c1-c0))
+			}()
+		},
+		"rtt": func(ctx context.Context, a *alert.Alert) {
+			<-joined
+			now := time.Now()
+			rtt.warm = now.Add(time.Duration(binary.LittleEndian.Uint64(a.Data)))
+			rtt.end = rtt.warm.Add(time.Duration(binary.LittleEndian.Uint64(a.Data[8:])))
+			rtt.data = make([]byte, binary.LittleEndian.Uint64(a.Data[16:]))
+			rtt.peer = int(binary.LittleEndian.Uint64(a.Data[24:]))
+			rtt.coordinator = a.Sender
+			rtt.sent = time.Now()
+			g.Send(ctx, rtt.peer, "ping", rtt.data)
+		},
+		"ping": func(ctx context.Context, a *alert.Alert) { a.Reply(ctx, "pong", a.Data) },
+		"pong": func(ctx context.Context, a *alert.Alert) {
+			now := time.Now()
+			if now.After(rtt.warm) {
+				rtt.samples = append(rtt.samples, now.Sub(rtt.sent))
+			}
+			if now.Before(rtt.end) {
+				rtt.sent = time.Now()
+				g.Send(ctx, rtt.peer, "ping", rtt.data)
+				return
+			}
+			s := rtt.samples
+			slices.Sort(s)
+			pct := func(p float64) uint64 {
+				if len(s) == 0 {
+					return 0
+				}
+				return uint64(s[int(math.Min(float64(len(s)-1), p*float64(len(s))))])
+			}
+			b := binary.LittleEndian.AppendUint64(nil, uint64(len(s)))
+			b = binary.LittleEndian.AppendUint64(b, pct(0.50))
+			b = binary.LittleEndian.AppendUint64(b, pct(0.99))
+			b = binary.LittleEndian.AppendUint64(b, pct(1))
+			g.Send(ctx, rtt.coordinator, "result", b)
+		},
+	}
+	var err error
+	g, err = alert.Join(ctx, group, &alert.Config{Spin: spin, Handlers: handlers})
+	if err != nil {
+		return err
+	}
+	close(joined)
+	defer g.Close()
+	io.Copy(io.Discard, stdin)
+	cancel()
+	return nil
+}
+
+// SelfSpawn returns a Spawn that re-executes this program with args
+// (which must lead it to call Member) and the environment variables
+// PROCWIRE_BENCH_GROUP and PROCWIRE_BENCH_SPIN set.
+func SelfSpawn(args ...string) Spawn {
+	return func(ctx context.Context, group string, spin time.Duration) (*exec.Cmd, io.WriteCloser, error) {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, nil, err
+		}
+		cmd := exec.Command(exe, args...)
+		cmd.Env = append(os.Environ(), "PROCWIRE_BENCH_GROUP="+group, "PROCWIRE_BENCH_SPIN="+spin.String())
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, nil, err
+		}
+		return cmd, stdin, nil
+	}
+}
+
+// MemberFromEnv runs Member with the group and spin SelfSpawn passed.
+func MemberFromEnv(ctx context.Context) error {
+	spin, err := time.ParseDuration(os.Getenv("PROCWIRE_BENCH_SPIN"))
+	if err != nil {
+		return fmt.Errorf("bench: PROCWIRE_BENCH_SPIN: %w", err)
+	}
+	return Member(ctx, os.Getenv("PROCWIRE_BENCH_GROUP"), spin, os.Stdin)
+}

@@ -1,0 +1,112 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/procwire/procwire/alert"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("PROCWIRE_BENCH_GROUP") != "" {
+		if err := MemberFromEnv(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var spawn = SelfSpawn("-test.run=^$", "-test.bench=^$")
+
+// benchDuration is the measured time of one benchmark run: several seconds
+// by default, since short runs on a shared VM mislead.
+func benchDuration(b *testing.B) time.Duration {
+	if testing.Short() {
+		return 500 * time.Millisecond
+	}
+	return 3 * time.Second
+}
+
+// BenchmarkAllToAll reports alerts delivered per second when every member
+// process sends to every other as fast as it can. One iteration is one
+// whole run; the metric is what matters.
+func BenchmarkAllToAll(b *testing.B) {
+	for _, members := range []int{2, 5, 20} {
+		for _, size := range []int{10, 10 << 10} {
+			b.Run(fmt.Sprintf("members=%d/size=%d", members, size), func(b *testing.B) {
+				var rate float64
+				for i := range b.N {
+					r, err := AllToAll(context.Background(), Config{
+						Group:    fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), members, size, i),
+						Members:  members,
+						Size:     size,
+						Duration: benchDuration(b),
+					}, spawn)
+					if err != nil {
+						b.Fatal(err)
+					}
+					rate += r.Rate()
+				}
+				b.ReportMetric(rate/float64(b.N), "alerts/s")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+	}
+}
+
+// BenchmarkRoundTrip reports Send+Reply round-trip percentiles between two
+// member processes, with the default spin and with spinning off.
+func BenchmarkRoundTrip(b *testing.B) {
+	for _, spin := range []time.Duration{0, alert.NoSpin} {
+		name := "spin=default"
+		if spin < 0 {
+			name = "spin=off"
+		}
+		b.Run(name, func(b *testing.B) {
+			var l Latency
+			for i := range b.N {
+				var err error
+				l, err = RoundTrip(context.Background(), Config{
+					Group:    fmt.Sprintf("rtt%d-%d", os.Getpid(), i),
+					Size:     10,
+					Duration: benchDuration(b),
+					Spin:     spin,
+				}, spawn)
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(l.P50.Nanoseconds()), "p50-ns")
+			b.ReportMetric(float64(l.P99.Nanoseconds()), "p99-ns")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// TestAllToAllSmoke runs the harness briefly, so that it is known to work
+// without running benchmarks.
+func TestAllToAllSmoke(t *testing.T) {
+	r, err := AllToAll(context.Background(), Config{
+		Group: fmt.Sprintf("smoke%d", os.Getpid()), Members: 2, Size: 10, Duration: 200 * time.Millisecond,
+	}, spawn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Delivered == 0 {
+		t.Fatal("nothing delivered")
+	}
+	l, err := RoundTrip(context.Background(), Config{
+		Group: fmt.Sprintf("smokertt%d", os.Getpid()), Size: 10, Duration: 200 * time.Millisecond,
+	}, spawn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Samples == 0 || l.P50 <= 0 {
+		t.Fatalf("round trip %+v", l)
+	}
+}

@@ -1,0 +1,32 @@
+//go:build linux
+
+package alert
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+)
+
+// BenchmarkSelfSend measures one process sending small alerts to itself:
+// the per-alert cost of both the send and the receive path, without the
+// scheduling noise of several processes.
+func BenchmarkSelfSend(b *testing.B) {
+	var got atomic.Int64
+	g := join(b, testGroup(b), &Config{Handlers: map[string]HandlerFunc{
+		"b": func(ctx context.Context, a *Alert) { got.Add(1) },
+	}})
+	ctx := context.Background()
+	data := make([]byte, 10)
+	pid := g.PID()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := g.Send(ctx, pid, "b", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for got.Load() < int64(b.N) {
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+}

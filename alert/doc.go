@@ -1,0 +1,78 @@
+// Package alert sends named alerts between the processes of one host: the
+// model of ngx_lua_ipc (ngx.ipc) for Go programs, without its faults.
+//
+// A process joins a named group with Join and becomes a member. Members
+// Send an alert (a name and some bytes) to one member by pid, or Broadcast
+// it to every member including themselves. Each member registers handlers
+// by name with Handle or HandleMap (a nil handler deletes), plus an
+// optional default handler for the names nobody handles. A handler gets an
+// *Alert with the Name, the Data and the Sender's pid, and can answer with
+// Reply.
+//
+// # Transport
+//
+// Every member owns an inbox: a shared-memory queue (shm/mq) named
+// procwire.alert.<group>.<pid>.<start> in /dev/shm, written by any number
+// of senders and drained by one receive goroutine. A small alert costs one
+// copy into the ring and no system call while the receiver is awake; a
+// sleeping receiver is woken by a futex. The group's membership lives in a
+// registry segment, procwire.alert.<group>, guarded by a robust
+// cross-process lock. Members watch each other with pidfds, so a member
+// that dies is removed from the registry, and its inbox unlinked, as soon
+// as it dies, by whichever member notices first. The byte layouts are in
+// docs/alert.md.
+//
+// # Delivery rules
+//
+//   - Order is kept per sender→receiver pair: alerts that one goroutine
+//     sends to one member are handled in the order sent. There is no order
+//     across senders.
+//   - Handlers of one member run one at a time on its receive goroutine,
+//     like ngx.ipc's; a slow handler delays that member's later alerts and,
+//     once its inbox is full, its senders.
+//   - Alert.Data is valid only until the handler returns; copy it to keep it.
+//   - An alert too big for the destination's inbox (more than a quarter of
+//     it) is sent in chunks that the receiver reassembles, so alerts of
+//     hundreds of megabytes (up to MaxData) arrive whole, through the same
+//     bounded inbox. A half-received alert whose sender died, or that got no
+//     chunk for 30 s, is dropped and counted in Stats().Dropped.
+//   - Sending to this process's own pid goes through its own inbox like any
+//     other: the handler runs later on the receive goroutine, never inside
+//     Send. A handler that sends to its own full inbox gets ErrBackpressure
+//     instead of waiting for itself.
+//   - A handler that panics is recovered, logged with its stack and
+//     counted in Stats().Panics; the member keeps receiving.
+//   - Alerts whose name has no handler are counted in Stats().Unmatched and
+//     dropped, or passed to the default handler. Handlers given in
+//     Config.Handlers are installed before the member becomes visible, so no
+//     alert can arrive before them; they may therefore run before Join
+//     returns.
+//   - Nothing queues without bound: each inbox has a fixed size. When the
+//     destination's inbox is full, Send waits for room until its context
+//     ends (policy Block, the default) or returns ErrBackpressure at once
+//     (policy Fail); either is counted in Stats().Rejected. A large alert's
+//     first chunk follows the policy; its later chunks wait for room.
+//   - Send returns nil once the alert is in the destination's inbox. It
+//     returns an error wrapping ErrNoMember, with ngx.ipc's text "no worker
+//     process with PID N", for a pid that is not a live member, including
+//     one that died (even while Send was waiting for room). Members watch
+//     each other through pidfds, so a death is known within moments of the
+//     kernel reporting it; an alert accepted by an inbox whose owner then
+//     dies is lost with it.
+//   - Name and data limits and their error texts are ngx.ipc's: names up to
+//     254 bytes ("alert name length cannot exceed 254, was N"), data up to
+//     4294967040 bytes; both are checked before anything is allocated.
+//
+// # Waiting and CPU cost
+//
+// When its inbox is empty, the receive goroutine polls for Config.Spin
+// (default 50µs), yielding the core between polls, before it sleeps on a
+// futex. While alerts arrive more often
+// than that, the receiver never sleeps and senders never make a system
+// call; the price is up to one core busy for Spin after each burst. With
+// Spin negative (NoSpin) an idle member uses no CPU at all, and each wake-up
+// costs a futex system call on each side.
+//
+// Members must be processes of the same user (or of a group given by
+// Config.Mode); the package is Linux-only.
+package alert

@@ -1,0 +1,740 @@
+//go:build linux
+
+package alert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procwire/procwire/internal/futex"
+	"github.com/procwire/procwire/internal/proc"
+	"github.com/procwire/procwire/shm"
+	"github.com/procwire/procwire/shm/mq"
+)
+
+// Group is this process's membership in a named alert group. Its methods
+// are safe for concurrent use.
+type Group struct {
+	name      string
+	cfg       Config
+	log       *slog.Logger
+	self      proc.ID
+	reg       *registry
+	inbox     *mq.Queue
+	inboxName string
+	maxMsg    int
+
+	handlers handlers
+	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
+
+	peersMu sync.Mutex // serializes refresh
+	peers   atomic.Pointer[peerTable]
+
+	ctx    context.Context // ends at Close; handlers and watchers run under it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+
+	sent, delivered, unmatched, panics, rejected, dropped atomic.Uint64
+
+	// selfSync exists for the race detector only: it cannot see the
+	// synchronization of the inbox ring (atomics on shared memory outside
+	// the Go heap), so an alert sent to oneself would look like a race
+	// between the sender's earlier writes and the handler. An atomic add
+	// before enqueueing and a load before dispatching give it the
+	// happens-before edge that the ring really provides.
+	selfSync atomic.Uint64
+}
+
+// peerTable is an immutable snapshot of the membership, swapped on change.
+type peerTable struct {
+	gen   uint32
+	byPID map[int]*peer
+	list  []*peer // registry order
+}
+
+// peer is another member (or this one) as seen by this process.
+type peer struct {
+	id     proc.ID
+	inbox  string
+	maxMsg int
+	joined time.Time
+	self   bool
+
+	ctx    context.Context // ends when the peer dies or leaves
+	cancel context.CancelFunc
+	dead   atomic.Bool // set with cancel; cheaper to test than ctx.Err on every send
+	pidfd  *os.File
+
+	mu    sync.RWMutex // senders hold it shared while using q; retire holds it to close q
+	q     *mq.Queue    // opened by the first send (qOnce); closed by retire
+	qErr  error        // why the open failed; kept until the peer is retired
+	qOnce sync.Once
+	gone  bool       // retired; guarded by mu
+	bigMu sync.Mutex // one chunked transfer at a time per destination, so the receiver reassembles per sender
+}
+
+type handlerCtxKey struct{}
+
+// Join makes the calling process a member of group, creating the group if
+// it has no members. ctx bounds the wait for the group's registry lock.
+// The member receives alerts until Close; handlers from cfg may run before
+// Join returns. A process joins a given group once (ErrAlreadyMember).
+// Join also removes what killed members of any group left in /dev/shm.
+func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	if c.InboxSize < MinInboxSize {
+		return nil, fmt.Errorf("alert: inbox size %d is below the minimum %d", c.InboxSize, MinInboxSize)
+	}
+	if c.FullPolicy != Block && c.FullPolicy != Fail {
+		return nil, fmt.Errorf("alert: unknown FullPolicy %d", c.FullPolicy)
+	}
+	g := &Group{
+		name:   group,
+		cfg:    c,
+		log:    c.Logger,
+		self:   proc.Self(),
+		maxMsg: c.InboxSize / 4,
+	}
+	g.inboxName = inboxName(group, g.self)
+	g.bufs.New = func() any { return new([]byte) }
+	g.HandleMap(c.Handlers)
+	if c.Default != nil {
+		g.HandleDefault(c.Default)
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+
+	collectGarbage(ctx, g.log)
+	reg, err := openRegistry(ctx, group, c.Mode)
+	if err != nil {
+		g.cancel()
+		return nil, err
+	}
+	// The registry stays locked until this member is in it, so that
+	// nobody prunes its inbox (made below) in between.
+	reg.prune()
+	fail := func(err error) (*Group, error) {
+		if len(reg.members()) == 0 {
+			reg.markRemoved() // do not leave behind a registry we may have created
+		}
+		reg.unlock()
+		reg.close()
+		g.cancel()
+		return nil, err
+	}
+	for _, s := range reg.members() {
+		if s.id == g.self {
+			return fail(fmt.Errorf("%w: this process is already a member of group %q", ErrAlreadyMember, group))
+		}
+	}
+	// A previous incarnation cannot own this name (the start time is in
+	// it), so anything there is garbage from a crashed Join of ours.
+	_ = mq.Remove(g.inboxName)
+	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg})
+	if err != nil {
+		return fail(fmt.Errorf("alert: create inbox: %w", err))
+	}
+	if err := reg.add(slot{id: g.self, maxMsg: g.maxMsg, joined: time.Now()}); err != nil {
+		inbox.Close()
+		mq.Remove(g.inboxName)
+		return fail(err)
+	}
+	reg.unlock()
+	g.inbox = inbox
+	g.reg = reg
+	g.peers.Store(&peerTable{gen: reg.generation() - 1}) // forces the first refresh
+	g.refresh()
+	g.wg.Add(2)
+	go g.receive()
+	go g.watchMembership()
+	return g, nil
+}
+
+// Close leaves the group: other members stop seeing this process, its
+// inbox is removed (alerts still in it are discarded), and its goroutines
+// end. It must not be called from a handler. Close is idempotent.
+func (g *Group) Close() error {
+	g.closeOnce.Do(func() {
+		g.closed.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := g.reg.lock(ctx); err != nil {
+			g.closeErr = err
+		} else {
+			// Unlink the inbox before giving up the slot: if this process
+			// dies in between, the slot outlives it and whoever prunes it
+			// finds the inbox already gone, rather than an orphan inbox
+			// that no slot points to.
+			if err := mq.Remove(g.inboxName); err != nil && !errors.Is(err, mq.ErrNotFound) {
+				g.closeErr = err
+			}
+			g.reg.prune()
+			if g.reg.remove(g.self) {
+				g.reg.markRemoved()
+			}
+			g.reg.unlock()
+		}
+		g.cancel()
+		g.reg.bump() // wakes our membership watcher even if the lock failed
+		// refresh bails out once ctx is canceled, so after this no peer
+		// (and no pidfd watcher) can appear.
+		g.peersMu.Lock()
+		for _, p := range g.peers.Load().list {
+			g.retire(p)
+		}
+		g.peersMu.Unlock()
+		g.wg.Wait()
+		g.closeErr = errors.Join(g.closeErr, g.inbox.Close())
+		g.closeErr = errors.Join(g.closeErr, g.reg.close())
+	})
+	return g.closeErr
+}
+
+// Leave is Close.
+func (g *Group) Leave() error { return g.Close() }
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// PID returns this member's pid.
+func (g *Group) PID() int { return int(g.self.PID) }
+
+// Stats returns a snapshot of this member's counters.
+func (g *Group) Stats() Stats {
+	return Stats{
+		Sent:      g.sent.Load(),
+		Delivered: g.delivered.Load(),
+		Unmatched: g.unmatched.Load(),
+		Panics:    g.panics.Load(),
+		Rejected:  g.rejected.Load(),
+		Dropped:   g.dropped.Load(),
+	}
+}
+
+// ListMembers lists the members of group without joining it; a group
+// that does not exist has none.
+func ListMembers(ctx context.Context, group string) ([]Member, error) {
+	if err := checkGroup(group); err != nil {
+		return nil, err
+	}
+	seg, err := shm.Attach(registryName(group), &shm.Options{Kind: shm.KindAlert, Version: regVersion})
+	if errors.Is(err, shm.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("alert: open registry of group %q: %w", group, err)
+	}
+	defer seg.Close()
+	r := newRegistry(group, seg)
+	if err := r.lock(ctx); err != nil {
+		return nil, err
+	}
+	slots := r.members()
+	r.unlock()
+	self := proc.Self()
+	out := make([]Member, 0, len(slots))
+	for _, s := range slots {
+		if proc.Alive(s.id) {
+			out = append(out, Member{PID: int(s.id.PID), Joined: s.joined, Self: s.id == self})
+		}
+	}
+	return out, nil
+}
+
+// Members lists the current members, this process included, in the order
+// of their registry slots.
+func (g *Group) Members() []Member {
+	t := g.table()
+	out := make([]Member, 0, len(t.list))
+	for _, p := range t.list {
+		out = append(out, Member{PID: int(p.id.PID), Joined: p.joined, Self: p.self})
+	}
+	return out
+}
+
+// table returns the current membership, refreshing it if the registry changed.
+func (g *Group) table() *peerTable {
+	t := g.peers.Load()
+	if t.gen != g.reg.generation() && !g.closed.Load() {
+		t = g.refresh()
+	}
+	return t
+}
+
+// refresh rereads the registry and publishes a new peer table, keeping the
+// peers that stayed, creating (and watching) new ones and retiring the gone.
+func (g *Group) refresh() *peerTable {
+	g.peersMu.Lock()
+	defer g.peersMu.Unlock()
+	old := g.peers.Load()
+	gen := g.reg.generation()
+	if old.gen == gen || g.ctx.Err() != nil {
+		return old
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	err := g.reg.lock(ctx)
+	cancel()
+	if err != nil {
+		return old // closing, or the registry is wedged; keep what we know
+	}
+	gen = g.reg.generation()
+	slots := g.reg.members()
+	g.reg.unlock()
+
+	t := &peerTable{gen: gen, byPID: make(map[int]*peer, len(slots))}
+	for _, s := range slots {
+		p := old.byPID[int(s.id.PID)]
+		if p == nil || p.id != s.id {
+			p = g.newPeer(s)
+		}
+		t.byPID[int(s.id.PID)] = p
+		t.list = append(t.list, p)
+	}
+	g.peers.Store(t)
+	for _, p := range old.list {
+		if t.byPID[int(p.id.PID)] != p {
+			g.retire(p)
+		}
+	}
+	return t
+}
+
+// end marks the peer dead or departed and wakes sends waiting for room in its inbox.
+func (p *peer) end() {
+	p.dead.Store(true)
+	p.cancel()
+}
+
+func (g *Group) newPeer(s slot) *peer {
+	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self}
+	p.ctx, p.cancel = context.WithCancel(g.ctx)
+	if !p.self {
+		g.watchPeer(p)
+	}
+	return p
+}
+
+// watchPeer notices the death of p at once: a pidfd becomes readable when
+// its process exits, and Go's poller parks the goroutine until then.
+func (g *Group) watchPeer(p *peer) {
+	fd, err := unix.PidfdOpen(int(p.id.PID), unix.PIDFD_NONBLOCK)
+	if err == nil && !proc.Alive(p.id) {
+		// The pid was reused between the registry read and the open.
+		unix.Close(fd)
+		err = unix.ESRCH
+	}
+	if err != nil {
+		p.end()
+		g.wg.Add(1)
+		go func() { defer g.wg.Done(); g.peerDied(p) }()
+		return
+	}
+	p.pidfd = os.NewFile(uintptr(fd), "pidfd")
+	rc, err := p.pidfd.SyscallConn()
+	if err != nil {
+		return
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		exited := false
+		err := rc.Read(func(fd uintptr) bool {
+			pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+			n, _ := unix.Poll(pfd, 0)
+			exited = n > 0
+			return exited
+		})
+		if err == nil && exited {
+			p.end()
+			g.peerDied(p)
+		}
+	}()
+}
+
+// peerDied removes a dead member from the registry so every member forgets it.
+func (g *Group) peerDied(p *peer) {
+	if g.ctx.Err() != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	if g.reg.lock(ctx) != nil {
+		return
+	}
+	n := g.reg.prune()
+	g.reg.unlock()
+	if n > 0 {
+		g.log.Debug("alert: pruned dead members", "group", g.name, "count", n, "noticed", p.id.PID)
+	}
+}
+
+// retire closes what this process holds for a peer that left or died,
+// after in-flight sends to it (which its ctx cancels) are done.
+func (g *Group) retire(p *peer) {
+	p.end()
+	if p.pidfd != nil {
+		p.pidfd.Close() // ends the watcher goroutine
+	}
+	p.mu.Lock()
+	p.gone = true
+	if p.q != nil {
+		p.q.Close()
+		p.q = nil
+	}
+	p.mu.Unlock()
+}
+
+// watchMembership refreshes the peer table whenever the registry's
+// generation changes, so deaths and joins are seen without polling.
+func (g *Group) watchMembership() {
+	defer g.wg.Done()
+	for g.ctx.Err() == nil {
+		gen := g.reg.generation()
+		if gen != g.peers.Load().gen {
+			g.refresh()
+			continue
+		}
+		_ = futex.Wait(g.reg.gen, gen, time.Second)
+	}
+}
+
+// Send delivers an alert to the member with the given pid (which may be
+// this process: the alert then goes through this member's own inbox and
+// its handler runs later on the receive goroutine, never inside Send). It
+// returns once the alert is in the destination's inbox. Errors: the
+// ngx.ipc length errors (ErrNameTooLong, ErrDataTooLong), "no worker
+// process with PID N" (ErrNoMember) for a pid that is not a live member,
+// ErrBackpressure when the inbox is full under the Fail policy, or ctx's
+// error when the wait for room under the Block policy ends.
+func (g *Group) Send(ctx context.Context, pid int, name string, data []byte) error {
+	return g.send(ctx, pid, 0, name, data)
+}
+
+// Broadcast sends the alert to every member, this process included, one
+// after another: under the Block policy a full inbox delays the members
+// after it. It tries every member even if some fail and returns the
+// failures joined; members that die during the broadcast are skipped.
+func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
+	if err := checkAlert(name, len(data)); err != nil {
+		return err
+	}
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	var errs []error
+	for _, p := range g.table().list {
+		err := g.deliver(ctx, p, name, data)
+		if err != nil && !errors.Is(err, ErrNoMember) {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// send delivers to pid; a non-zero start also requires the member to be
+// that very process (Reply uses it so a reused pid is not mistaken).
+func (g *Group) send(ctx context.Context, pid int, start uint64, name string, data []byte) error {
+	if err := checkAlert(name, len(data)); err != nil {
+		return err
+	}
+	if g.closed.Load() {
+		return ErrClosed
+	}
+	p := g.peers.Load().byPID[pid]
+	if p == nil || p.dead.Load() {
+		// Maybe it joined (or we learned of a death) after our last look.
+		p = g.table().byPID[pid]
+	}
+	if p == nil || (start != 0 && p.id.Start != start) {
+		return noMember(pid)
+	}
+	return g.deliver(ctx, p, name, data)
+}
+
+// stackRecord is the size of records encoded on the stack (zeroed on every
+// call, so kept small); larger ones use a pooled buffer.
+const stackRecord = 192
+
+func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.gone || p.dead.Load() {
+		return noMember(int(p.id.PID))
+	}
+	q, err := p.queue()
+	if err != nil {
+		if errors.Is(err, mq.ErrNotFound) {
+			return noMember(int(p.id.PID))
+		}
+		return fmt.Errorf("alert: open inbox of PID %d: %w", p.id.PID, err)
+	}
+	if raceEnabled && p.self {
+		g.selfSync.Add(1)
+	}
+	size := recordSize(len(name), len(data))
+	if size > p.maxMsg {
+		return g.deliverChunked(ctx, p, q, name, data)
+	}
+	var stack [stackRecord]byte
+	var b []byte
+	if size <= len(stack) {
+		b = stack[:size]
+	} else {
+		bp := g.bufs.Get().(*[]byte)
+		defer g.bufs.Put(bp)
+		if cap(*bp) < size {
+			*bp = make([]byte, size)
+		}
+		b = (*bp)[:size]
+	}
+	putRecord(b, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+	if err := g.put(ctx, p, q, b, g.cfg.FullPolicy); err != nil {
+		return err
+	}
+	g.sent.Add(1)
+	return nil
+}
+
+// deliverChunked sends an alert bigger than the destination's largest
+// message as consecutive chunk records. The policy applies to the first
+// chunk; once a transfer has started, later chunks wait for room (bounded
+// by ctx and the destination's life) so that a Fail policy cannot cut an
+// alert in half needlessly.
+func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name string, data []byte) error {
+	chunk := p.maxMsg - headerSize - len(name)
+	if chunk < 1 {
+		return fmt.Errorf("alert: inbox of PID %d too small for a name of %d bytes", p.id.PID, len(name))
+	}
+	p.bigMu.Lock()
+	defer p.bigMu.Unlock()
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	need := recordSize(len(name), min(chunk, len(data)))
+	if cap(*bp) < need {
+		*bp = make([]byte, need)
+	}
+	policy := g.cfg.FullPolicy
+	for off := 0; off < len(data); off += chunk {
+		if p.dead.Load() {
+			return noMember(int(p.id.PID))
+		}
+		part := data[off:min(off+chunk, len(data))]
+		b := (*bp)[:recordSize(len(name), len(part))]
+		putRecord(b, recChunk, uint32(g.self.PID), g.self.Start, uint32(len(data)), uint32(off), name, part)
+		if err := g.put(ctx, p, q, b, policy); err != nil {
+			return err
+		}
+		policy = Block
+	}
+	g.sent.Add(1)
+	return nil
+}
+
+// put enqueues one record: a non-blocking try first (the common case costs
+// no allocation), then the policy.
+func (g *Group) put(ctx context.Context, p *peer, q *mq.Queue, b []byte, policy FullPolicy) error {
+	err := q.TrySend(b)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, mq.ErrFull) {
+		return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, err)
+	}
+	// A handler that blocks on its own full inbox would wait for itself forever.
+	if policy == Fail || (p.self && ctx.Value(handlerCtxKey{}) == g) {
+		g.rejected.Add(1)
+		return fmt.Errorf("%w: PID %d", ErrBackpressure, p.id.PID)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(p.ctx, cancel)
+	err = q.Send(wctx, b)
+	stop()
+	cancel()
+	switch {
+	case err == nil:
+		return nil
+	case p.dead.Load() && ctx.Err() == nil:
+		return noMember(int(p.id.PID))
+	default:
+		g.rejected.Add(1)
+		return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, err)
+	}
+}
+
+// queue opens the peer's inbox once. The caller holds p.mu shared.
+func (p *peer) queue() (*mq.Queue, error) {
+	p.qOnce.Do(func() { p.q, p.qErr = mq.Open(p.inbox, nil) })
+	return p.q, p.qErr
+}
+
+// partial is a large alert being reassembled.
+type partial struct {
+	name string
+	buf  []byte
+	got  int
+	last time.Time
+}
+
+// stallTimeout is how long a half-received large alert may wait for its
+// next chunk before it is dropped (its sender gave up or stalled).
+const stallTimeout = 30 * time.Second
+
+// receive drains the inbox and runs handlers, one alert at a time, in
+// inbox order, which is send order for each sender.
+func (g *Group) receive() {
+	defer g.wg.Done()
+	hctx := context.WithValue(g.ctx, handlerCtxKey{}, g)
+	partials := make(map[proc.ID]*partial)
+	fn := func(msg []byte) { g.handleRecord(hctx, msg, partials) }
+	// A canceled context makes ReceiveBatch a non-blocking poll: it looks
+	// at the ring (and spins briefly) but never sleeps.
+	poll, stopPoll := context.WithCancel(context.Background())
+	stopPoll()
+	var idleSince time.Time
+	for g.ctx.Err() == nil {
+		if g.cfg.Spin > 0 {
+			n, err := g.inbox.ReceiveBatch(poll, fn)
+			if n > 0 {
+				idleSince = time.Time{}
+				continue
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+				return
+			}
+			now := time.Now()
+			if idleSince.IsZero() {
+				idleSince = now
+			}
+			if now.Sub(idleSince) < g.cfg.Spin {
+				// Give the core to another runnable process, if any (it may
+				// be the very sender we wait for): spinning on an
+				// oversubscribed machine otherwise costs a time slice.
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				continue
+			}
+		}
+		ctx, cancel := g.ctx, context.CancelFunc(func() {})
+		if len(partials) > 0 {
+			ctx, cancel = context.WithTimeout(g.ctx, time.Second)
+		}
+		_, err := g.inbox.ReceiveBatch(ctx, fn)
+		cancel()
+		idleSince = time.Time{}
+		if g.ctx.Err() != nil {
+			return
+		}
+		if len(partials) > 0 {
+			g.sweep(partials)
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+			return
+		}
+	}
+}
+
+// sweep drops reassemblies whose sender died or stalled.
+func (g *Group) sweep(partials map[proc.ID]*partial) {
+	now := time.Now()
+	for id, pa := range partials {
+		if !proc.Alive(id) || now.Sub(pa.last) > stallTimeout {
+			delete(partials, id)
+			g.dropped.Add(1)
+			g.log.Warn("alert: dropped incomplete large alert", "group", g.name, "sender", id.PID, "name", pa.name, "received", pa.got, "size", len(pa.buf))
+		}
+	}
+}
+
+func (g *Group) handleRecord(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
+	if raceEnabled {
+		g.selfSync.Load()
+	}
+	r, err := decodeRecord(msg)
+	if err != nil {
+		g.dropped.Add(1)
+		g.log.Error("alert: dropped record", "group", g.name, "err", err)
+		return
+	}
+	sender := proc.ID{PID: int32(r.pid), Start: r.start}
+	if r.kind == recWhole {
+		g.dispatch(ctx, r.name, "", r.data, sender)
+		return
+	}
+	pa := partials[sender]
+	if r.offset == 0 {
+		if pa != nil {
+			g.dropped.Add(1) // a new transfer from the same sender means the old one was abandoned
+		}
+		pa = &partial{name: string(r.name), buf: make([]byte, r.total)}
+		partials[sender] = pa
+	}
+	if pa == nil || int(r.offset) != pa.got || len(pa.buf) != int(r.total) {
+		delete(partials, sender)
+		g.dropped.Add(1)
+		g.log.Warn("alert: dropped out-of-sequence chunk", "group", g.name, "sender", sender.PID, "offset", r.offset)
+		return
+	}
+	pa.got += copy(pa.buf[pa.got:], r.data)
+	pa.last = time.Now()
+	if pa.got == len(pa.buf) {
+		delete(partials, sender)
+		g.dispatch(ctx, nil, pa.name, pa.buf, sender)
+	}
+}
+
+// dispatch runs the handler for one alert. name is either raw bytes from
+// the inbox (looked up without allocating) or, for reassembled alerts, sname.
+func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []byte, sender proc.ID) {
+	t := g.handlers.load()
+	var e handlerEntry
+	var ok bool
+	if name != nil {
+		e, ok = t.byName[string(name)]
+	} else {
+		e, ok = t.byName[sname]
+	}
+	if !ok {
+		g.unmatched.Add(1)
+		if t.def == nil {
+			return
+		}
+		e.fn = t.def
+		e.name = sname
+		if name != nil {
+			e.name = string(name)
+		}
+	}
+	a := &Alert{Name: e.name, Data: data, Sender: int(sender.PID), senderStart: sender.Start, g: g}
+	g.call(ctx, e.fn, a)
+	a.done.Store(true)
+	g.delivered.Add(1)
+}
+
+func (g *Group) call(ctx context.Context, fn HandlerFunc, a *Alert) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.panics.Add(1)
+			g.log.Error("alert: handler panicked; still receiving", "group", g.name, "name", a.Name, "sender", a.Sender, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(ctx, a)
+}

@@ -1,0 +1,6 @@
+//go:build race
+
+package alert
+
+// raceEnabled: see Group.selfSync.
+const raceEnabled = true

@@ -1,0 +1,97 @@
+package alert
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// An alert travels through the destination's inbox as one record, or, when
+// it is larger than the inbox's biggest message, as a sequence of chunk
+// records that the receiver reassembles. Every record has the same 24-byte
+// little-endian header (documented in docs/alert.md):
+//
+//	0   u8   kind: recWhole or recChunk
+//	1   u8   name length n (<= MaxName)
+//	2   u16  reserved, zero
+//	4   u32  sender pid
+//	8   u64  sender start time (proc.ID.Start)
+//	16  u32  total data length of the alert
+//	20  u32  offset of this chunk's data in the alert (0 for recWhole)
+//	24  n    name
+//	24+n     data (recWhole: all of it; recChunk: the bytes at offset)
+const (
+	recWhole   = 1
+	recChunk   = 2
+	headerSize = 24
+)
+
+// record is a decoded record. Name and Data alias the buffer it was decoded from.
+type record struct {
+	kind   uint8
+	pid    uint32
+	start  uint64
+	total  uint32
+	offset uint32
+	name   []byte
+	data   []byte
+}
+
+// recordSize is the encoded size of a record with a name of n bytes and a
+// data part of d bytes.
+func recordSize(n, d int) int { return headerSize + n + d }
+
+// putRecord encodes r's header, name and data into b, which must hold
+// recordSize(len(name), len(data)) bytes.
+func putRecord(b []byte, kind uint8, pid uint32, start uint64, total, offset uint32, name string, data []byte) {
+	_ = b[headerSize-1]
+	b[0] = kind
+	b[1] = uint8(len(name))
+	b[2], b[3] = 0, 0
+	binary.LittleEndian.PutUint32(b[4:], pid)
+	binary.LittleEndian.PutUint64(b[8:], start)
+	binary.LittleEndian.PutUint32(b[16:], total)
+	binary.LittleEndian.PutUint32(b[20:], offset)
+	n := copy(b[headerSize:], name)
+	copy(b[headerSize+n:], data)
+}
+
+// decodeRecord parses one record. It never allocates; the returned slices
+// alias b. Every length is checked against b before use, so a corrupt or
+// hostile record yields ErrMalformed, never a panic or a huge allocation.
+func decodeRecord(b []byte) (record, error) {
+	var r record
+	if len(b) < headerSize {
+		return r, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
+	}
+	r.kind = b[0]
+	n := int(b[1])
+	r.pid = binary.LittleEndian.Uint32(b[4:])
+	r.start = binary.LittleEndian.Uint64(b[8:])
+	r.total = binary.LittleEndian.Uint32(b[16:])
+	r.offset = binary.LittleEndian.Uint32(b[20:])
+	switch {
+	case r.kind != recWhole && r.kind != recChunk:
+		return r, fmt.Errorf("%w: unknown kind %d", ErrMalformed, r.kind)
+	case b[2] != 0 || b[3] != 0:
+		return r, fmt.Errorf("%w: reserved bytes not zero", ErrMalformed)
+	case n > MaxName:
+		return r, fmt.Errorf("%w: name length %d exceeds %d", ErrMalformed, n, MaxName)
+	case int64(r.total) > MaxData:
+		return r, fmt.Errorf("%w: data length %d exceeds %d", ErrMalformed, r.total, int64(MaxData))
+	case len(b) < headerSize+n:
+		return r, fmt.Errorf("%w: name of %d bytes overruns a %d-byte record", ErrMalformed, n, len(b))
+	}
+	r.name = b[headerSize : headerSize+n]
+	r.data = b[headerSize+n:]
+	switch r.kind {
+	case recWhole:
+		if r.offset != 0 || uint64(len(r.data)) != uint64(r.total) {
+			return r, fmt.Errorf("%w: whole alert carries %d data bytes at offset %d, header says %d", ErrMalformed, len(r.data), r.offset, r.total)
+		}
+	case recChunk:
+		if len(r.data) == 0 || uint64(r.offset)+uint64(len(r.data)) > uint64(r.total) {
+			return r, fmt.Errorf("%w: chunk of %d bytes at offset %d overruns an alert of %d bytes", ErrMalformed, len(r.data), r.offset, r.total)
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,140 @@
+package alert
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+)
+
+func encode(kind uint8, pid uint32, start uint64, total, offset uint32, name string, data []byte) []byte {
+	b := make([]byte, recordSize(len(name), len(data)))
+	putRecord(b, kind, pid, start, total, offset, name, data)
+	return b
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	tests := []struct {
+		name          string
+		kind          uint8
+		total, offset uint32
+		alert         string
+		data          []byte
+	}{
+		{"empty", recWhole, 0, 0, "", nil},
+		{"small", recWhole, 5, 0, "hello", []byte("world")},
+		{"max name", recWhole, 3, 0, strings.Repeat("n", MaxName), []byte("abc")},
+		{"first chunk", recChunk, 100, 0, "big", bytes.Repeat([]byte{7}, 40)},
+		{"last chunk", recChunk, 100, 60, "big", bytes.Repeat([]byte{9}, 40)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := encode(tt.kind, 4242, 987654321, tt.total, tt.offset, tt.alert, tt.data)
+			r, err := decodeRecord(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.kind != tt.kind || r.pid != 4242 || r.start != 987654321 || r.total != tt.total || r.offset != tt.offset ||
+				string(r.name) != tt.alert || !bytes.Equal(r.data, tt.data) {
+				t.Fatalf("decoded %+v", r)
+			}
+		})
+	}
+}
+
+func TestRecordMalformed(t *testing.T) {
+	good := encode(recWhole, 1, 2, 3, 0, "n", []byte("abc"))
+	tests := []struct {
+		name string
+		b    []byte
+	}{
+		{"empty", nil},
+		{"short header", good[:headerSize-1]},
+		{"unknown kind", func() []byte { b := bytes.Clone(good); b[0] = 9; return b }()},
+		{"reserved set", func() []byte { b := bytes.Clone(good); b[3] = 1; return b }()},
+		{"name overruns", func() []byte { b := bytes.Clone(good); b[1] = 200; return b }()},
+		{"name too long", func() []byte { b := bytes.Clone(good); b[1] = 255; return b }()},
+		{"data shorter than header says", good[:len(good)-1]},
+		{"data longer than header says", append(bytes.Clone(good), 'x')},
+		{"whole with offset", encode(recWhole, 1, 2, 3, 1, "n", []byte("abc"))},
+		{"chunk past end", encode(recChunk, 1, 2, 10, 8, "n", []byte("abc"))},
+		{"empty chunk", encode(recChunk, 1, 2, 10, 0, "n", nil)},
+		{"total above MaxData", encode(recChunk, 1, 2, 0xFFFFFFFF, 0, "n", []byte("a"))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeRecord(tt.b); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("got %v, want ErrMalformed", err)
+			}
+		})
+	}
+}
+
+func TestCheckAlert(t *testing.T) {
+	tests := []struct {
+		name    string
+		alert   string
+		dataLen int
+		want    error
+		text    string
+	}{
+		{"ok", "x", 10, nil, ""},
+		{"254-byte name", strings.Repeat("a", 254), 0, nil, ""},
+		{"255-byte name", strings.Repeat("a", 255), 0, ErrNameTooLong, "alert name length cannot exceed 254, was 255"},
+		{"max data", "x", MaxData, nil, ""},
+		{"data one over", "x", MaxData + 1, ErrDataTooLong, "alert data length cannot exceed 4294967040, was 4294967041"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := checkAlert(tt.alert, tt.dataLen)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if err != nil && err.Error() != tt.text {
+				t.Fatalf("text %q, want %q", err.Error(), tt.text)
+			}
+		})
+	}
+}
+
+func TestCheckGroup(t *testing.T) {
+	for _, ok := range []string{"g", "web-workers_2", strings.Repeat("a", MaxGroupName)} {
+		if err := checkGroup(ok); err != nil {
+			t.Errorf("checkGroup(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a.b", "a/b", "a b", strings.Repeat("a", MaxGroupName+1)} {
+		if err := checkGroup(bad); !errors.Is(err, ErrInvalidGroup) {
+			t.Errorf("checkGroup(%q) = %v, want ErrInvalidGroup", bad, err)
+		}
+	}
+}
+
+func TestNoMemberText(t *testing.T) {
+	err := noMember(1234)
+	if err.Error() != "no worker process with PID 1234" || !errors.Is(err, ErrNoMember) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+// FuzzRecord checks that the decoder never panics, never returns slices
+// outside its input, and that what it accepts re-encodes to the same bytes.
+func FuzzRecord(f *testing.F) {
+	f.Add(encode(recWhole, 1, 2, 5, 0, "hello", []byte("world")))
+	f.Add(encode(recChunk, 7, 8, 1000, 10, "big", []byte("part")))
+	f.Add(encode(recWhole, 1, 2, 0, 0, "", nil))
+	f.Add([]byte{1, 255, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		again := encode(r.kind, r.pid, r.start, r.total, r.offset, string(r.name), r.data)
+		if !bytes.Equal(again, b) {
+			t.Fatalf("re-encoding differs:\n%x\n%x", again, b)
+		}
+	})
+}
