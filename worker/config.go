@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"github.com/procwire/procwire/alert"
+
 	"errors"
 	"fmt"
 	"io"
@@ -54,6 +56,15 @@ type Config struct {
 
 	// Backoff paces the restarts of workers that keep exiting.
 	Backoff Backoff
+
+	// Alerts, when non-nil, makes every worker a member of the alert
+	// group named Worker.GroupName before fn runs, and until it returns:
+	// workers of one master, old and new across reloads, can alert each
+	// other with Worker.Alerts. Put the handlers in Alerts.Handlers, so
+	// that they are in place before the others can see the worker and
+	// nothing sent to it early is lost. A nil Alerts.Logger means the
+	// worker's logger.
+	Alerts *alert.Config
 
 	// Group overrides Worker.GroupName; empty means a name made from the
 	// master's pid and start time.

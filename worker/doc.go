@@ -71,8 +71,10 @@
 // within StopTimeout exits with status 1, so no worker outlives its master.
 //
 // Every worker of one master has the same [Worker.GroupName], which stays the
-// same across reloads; the alert package uses it so that old and new
-// workers can reach each other during a reload.
+// same across reloads. With [Config.Alerts] set, every worker is a member
+// of the alert group of that name while its function runs
+// ([Worker.Alerts]), so old and new workers reach each other during a
+// reload, which ngx_lua_ipc's workers cannot.
 //
 // The package needs Linux; elsewhere [Run] returns an error wrapping
 // [errors.ErrUnsupported].

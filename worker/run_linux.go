@@ -3,6 +3,8 @@
 package worker
 
 import (
+	"github.com/procwire/procwire/alert"
+
 	"context"
 	"errors"
 	"fmt"
@@ -147,6 +149,19 @@ func runWorker(ctx context.Context, s *settings, fn Func) error {
 		case <-done:
 		}
 	})
+
+	if s.Alerts != nil {
+		ac := *s.Alerts
+		if ac.Logger == nil {
+			ac.Logger = w.log
+		}
+		g, err := alert.Join(ctx, id.Group, &ac)
+		if err != nil {
+			return fmt.Errorf("worker: joining the workers' alert group: %w", err)
+		}
+		defer g.Close()
+		w.alerts = g
+	}
 
 	if !s.ManualReady {
 		// A worker that fails at start-up usually does so at once; not

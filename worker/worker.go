@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"github.com/procwire/procwire/alert"
+
 	"context"
 	"errors"
 	"log/slog"
@@ -39,6 +41,8 @@ type Worker struct {
 	listeners []net.Listener
 	log       *slog.Logger
 
+	alerts *alert.Group
+
 	readyOnce sync.Once
 	ctl       net.Conn // control socket to the master
 }
@@ -55,6 +59,10 @@ func (w *Worker) Generation() int { return w.id.Generation }
 // new across reloads, and by no other master's workers. Workers use it to
 // join one alert group.
 func (w *Worker) GroupName() string { return w.id.Group }
+
+// Alerts returns the worker's membership of its master's alert group, or
+// nil when Config.Alerts is nil.
+func (w *Worker) Alerts() *alert.Group { return w.alerts }
 
 // PID returns the worker's process id.
 func (w *Worker) PID() int { return os.Getpid() }

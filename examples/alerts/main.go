@@ -38,34 +38,33 @@ func run(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// The workers of one master form an alert group by themselves; the
+	// handlers are installed before a worker becomes visible to the others.
+	log := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	cfg := &worker.Config{
 		Workers:   *workers,
 		Listeners: []worker.ListenSpec{{Network: "tcp", Address: *addr}},
+		Alerts: &alert.Config{
+			Logger: log,
+			Handlers: map[string]alert.HandlerFunc{
+				"hello": func(ctx context.Context, a *alert.Alert) {
+					log.Info(fmt.Sprintf("sender %d says %s", a.Sender, a.Data), "worker", os.Getpid())
+					if err := a.Reply(ctx, "reply", []byte("hello to you too. you said "+string(a.Data))); err != nil {
+						log.Error("reply failed", "worker", os.Getpid(), "err", err)
+					}
+				},
+				"reply": func(ctx context.Context, a *alert.Alert) {
+					log.Info(fmt.Sprintf("reply from %d: %s", a.Sender, a.Data), "worker", os.Getpid())
+				},
+			},
+		},
 	}
 	return worker.Run(ctx, cfg, serve)
 }
 
-// serve is one worker: it joins the workers' alert group and serves HTTP.
+// serve is one worker: it serves HTTP and sends alerts to the others.
 func serve(ctx context.Context, w *worker.Worker) error {
-	log := slog.New(slog.NewTextHandler(os.Stdout, nil)).With("worker", w.PID())
-	g, err := alert.Join(ctx, w.GroupName(), &alert.Config{
-		Logger: log,
-		Handlers: map[string]alert.HandlerFunc{
-			"hello": func(ctx context.Context, a *alert.Alert) {
-				log.Info(fmt.Sprintf("sender %d says %s", a.Sender, a.Data))
-				if err := a.Reply(ctx, "reply", []byte("hello to you too. you said "+string(a.Data))); err != nil {
-					log.Error("reply failed", "err", err)
-				}
-			},
-			"reply": func(ctx context.Context, a *alert.Alert) {
-				log.Info(fmt.Sprintf("reply from %d: %s", a.Sender, a.Data))
-			},
-		},
-	})
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	g := w.Alerts()
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /send/{pid}/{data}", func(rw http.ResponseWriter, r *http.Request) {
