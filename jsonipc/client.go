@@ -344,6 +344,7 @@ func (c *Client) read(cc *clientConn) {
 		}
 		if tooLarge {
 			c.log.Warn("jsonipc: skipped a response over MaxMessageSize", "max", c.cfg.MaxMessageSize)
+			c.failTooLarge(cc, leadingID(line))
 			continue
 		}
 		c.deliver(cc, line)
@@ -455,6 +456,23 @@ func (c *Client) deliver(cc *clientConn, line []byte) {
 		r.data = append([]byte(nil), e.data...)
 	}
 	cl.ch <- r
+}
+
+// failTooLarge fails the call whose response was skipped for its size,
+// when the id at the response's start names one, rather than leaving it
+// to time out.
+func (c *Client) failTooLarge(cc *clientConn, rawID []byte) {
+	id, err := strconv.ParseUint(string(rawID), 10, 64)
+	if err != nil {
+		return
+	}
+	cc.mu.Lock()
+	cl := cc.pending[id]
+	delete(cc.pending, id)
+	cc.mu.Unlock()
+	if cl != nil {
+		cl.ch <- reply{err: &RemoteError{Code: CodeMessageTooLarge, Message: fmt.Sprintf("response exceeds the client's MaxMessageSize (%d bytes)", c.cfg.MaxMessageSize)}}
+	}
 }
 
 func remoteError(code, msg []byte) *RemoteError {

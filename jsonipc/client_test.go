@@ -319,3 +319,20 @@ func TestManyClients(t *testing.T) {
 		t.Errorf("stats: %+v", st)
 	}
 }
+
+// A response over the client's MaxMessageSize fails its own call at once
+// (the id leads the response), and the connection stays usable.
+func TestClientResponseTooLarge(t *testing.T) {
+	_, path := startServer(t, nil, nil)
+	c := dialClient(t, path, &ClientConfig{MaxMessageSize: 1000, RequestTimeout: time.Minute})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := c.CallRaw(ctx, "/ipcserver/test/echo", json.RawMessage(`"`+strings.Repeat("x", 5000)+`"`))
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Code != CodeMessageTooLarge {
+		t.Fatalf("oversized response: got %v, want a RemoteError %q", err, CodeMessageTooLarge)
+	}
+	if raw, err := c.CallRaw(ctx, "/ipcserver/test/echo", json.RawMessage(`"fits"`)); err != nil || string(raw) != `"fits"` {
+		t.Fatalf("after the oversized response: %s %v", raw, err)
+	}
+}

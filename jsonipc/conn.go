@@ -164,7 +164,10 @@ func (c *Conn) serve() {
 		}
 		if tooLarge {
 			s.st.requests.Add(1)
-			c.reply(appendError(nil, nil, CodeMessageTooLarge,
+			// Answer with the request's id when its start names one, so
+			// that clients matching by id fail that call at once instead
+			// of waiting for their timeout.
+			c.reply(appendError(nil, leadingID(line), CodeMessageTooLarge,
 				fmt.Sprintf("message exceeds max_message_size (%d bytes); skipped", s.cfg.MaxMessageSize)), CodeMessageTooLarge)
 		} else {
 			c.dispatch(line)

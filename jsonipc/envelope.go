@@ -104,6 +104,50 @@ func parseEnvelope(line []byte, e *envelope) error {
 	return nil
 }
 
+// leadingID returns the ipcReqID of a message of which only the start is
+// known (a line over max_message_size), when the id comes before the
+// first member that the start cuts off, as every pixl-ipc client writes
+// it. It returns nil when no id is found there, or it is falsy.
+func leadingID(start []byte) []byte {
+	p := parser{b: start}
+	p.skipWS()
+	if p.i >= len(p.b) || p.b[p.i] != '{' {
+		return nil
+	}
+	p.i++
+	var e envelope
+	for {
+		p.skipWS()
+		ks := p.i
+		if p.str() != nil {
+			return nil
+		}
+		key := p.b[ks:p.i]
+		p.skipWS()
+		if p.i >= len(p.b) || p.b[p.i] != ':' {
+			return nil
+		}
+		p.i++
+		p.skipWS()
+		vs := p.i
+		if p.value(1) != nil {
+			return nil
+		}
+		e.set(key, p.b[vs:p.i])
+		if e.id != nil {
+			if !truthy(e.id) {
+				return nil
+			}
+			return e.id
+		}
+		p.skipWS()
+		if p.i >= len(p.b) || p.b[p.i] != ',' {
+			return nil
+		}
+		p.i++
+	}
+}
+
 // set records val under key when key is one of the protocol's members.
 // key is the quoted JSON string; escapes in it are rare, so only then is
 // it decoded.

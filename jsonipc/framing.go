@@ -33,8 +33,10 @@ func newLineReader(r io.Reader, max int) *lineReader {
 }
 
 // next returns the next line without its '\n'. The slice is valid until
-// the following call. tooLarge is true, with a nil line, when a line
-// exceeded max; the caller answers it and calls next again. At the end
+// the following call. tooLarge is true when a line exceeded max; line
+// then holds as much of its start as was buffered (at least max bytes),
+// so that the caller can find the request's id to answer it, and the
+// rest of the line is skipped. At the end
 // of the stream an unterminated last line is dropped, as pixl-ipc does,
 // and err is io.EOF.
 func (l *lineReader) next() (line []byte, tooLarge bool, err error) {
@@ -48,7 +50,7 @@ func (l *lineReader) next() (line []byte, tooLarge bool, err error) {
 				continue
 			}
 			if len(line) > l.max {
-				return nil, true, nil
+				return line, true, nil
 			}
 			return line, false, nil
 		}
@@ -56,9 +58,12 @@ func (l *lineReader) next() (line []byte, tooLarge bool, err error) {
 		if l.discarding {
 			l.start, l.end, l.scan = 0, 0, 0
 		} else if l.end-l.start > l.max {
+			// The bytes stay in buf until the next read overwrites them,
+			// which is after the caller is done with the start.
+			start := l.buf[l.start:l.end]
 			l.discarding = true
 			l.start, l.end, l.scan = 0, 0, 0
-			return nil, true, nil
+			return start, true, nil
 		}
 		if err := l.err; err != nil {
 			// Not sticky: after a read deadline the caller may read on.

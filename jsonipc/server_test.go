@@ -153,6 +153,9 @@ func TestErrorShapes(t *testing.T) {
 		{`hello`, `{"ipcReqID":null,"code":"bad_request","message":"invalid JSON at byte 0: invalid character 'h' looking for a value"}`},
 		{"\xef\xbb\xbf{}", `{"ipcReqID":null,"code":"bad_request","message":"invalid JSON at byte 0: invalid character 'ï' looking for a value"}`},
 		{`{"uri":"` + strings.Repeat("x", 2000) + `"}`, `{"ipcReqID":null,"code":"message_too_large","message":"message exceeds max_message_size (1000 bytes); skipped"}`},
+		// An id before the oversized part is answered, so the caller fails at once.
+		{`{"ipcReqID":"big","uri":"/ipcserver/test/echo","data":"` + strings.Repeat("x", 2000) + `"}`, `{"ipcReqID":"big","code":"message_too_large","message":"message exceeds max_message_size (1000 bytes); skipped"}`},
+		{`{"uri":"/ipcserver/test/echo","ipcReqID":7,"data":"` + strings.Repeat("x", 2000) + `"}`, `{"ipcReqID":7,"code":"message_too_large","message":"message exceeds max_message_size (1000 bytes); skipped"}`},
 		// The connection is still usable after all of the above.
 		{`{"ipcReqID":"e","uri":"/ipcserver/test/echo","data":"ok"}`, `{"ipcReqID":"e","data":"ok"}`},
 	} {
@@ -543,8 +546,14 @@ func TestMaxMessageSizeBoundary(t *testing.T) {
 	if got := c.roundTrip(mk(100)); !strings.HasPrefix(got, `{"ipcReqID":1,"data":"xx`) {
 		t.Fatalf("100-byte line: %s", got)
 	}
-	if got := c.roundTrip(mk(101)); !strings.Contains(got, "message_too_large") {
+	if got := c.roundTrip(mk(101)); !strings.HasPrefix(got, `{"ipcReqID":1,"code":"message_too_large"`) {
 		t.Fatalf("101-byte line: %s", got)
+	}
+	// Cut off before its end is read, the id at its start is still found.
+	c.send(`{"ipcReqID":"split","data":"` + strings.Repeat("z", 200))
+	c.send(strings.Repeat("z", 200) + "\"}\n")
+	if got := c.line(); !strings.HasPrefix(got, `{"ipcReqID":"split","code":"message_too_large"`) {
+		t.Fatalf("split oversized line with an id: %s", got)
 	}
 	// Oversized lines arriving in pieces are skipped whole.
 	c.send(strings.Repeat("y", 150))
