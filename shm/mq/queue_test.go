@@ -207,8 +207,9 @@ func TestCrashProducers(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	done := make(chan struct{})
+	listenErr := make(chan error, 1)
 	wg.Go(func() {
-		q.Listen(ctx, func(b []byte) {
+		listenErr <- q.Listen(ctx, func(b []byte) {
 			if string(b) == "end" {
 				close(done)
 				return
@@ -241,7 +242,7 @@ func TestCrashProducers(t *testing.T) {
 			// Wait until it is sending, then kill it at a random moment.
 			slot := ackSlot(ack, id)
 			deadline := time.Now().Add(20 * time.Second)
-			for atomic.LoadUint64(slot) == 0 && time.Now().Before(deadline) {
+			for atomic.LoadUint64(slot) == 0 && time.Now().Before(deadline) && len(listenErr) == 0 {
 				time.Sleep(200 * time.Microsecond)
 			}
 			time.Sleep(delay)
@@ -249,6 +250,11 @@ func TestCrashProducers(t *testing.T) {
 		})
 	}
 	kw.Wait()
+	select {
+	case err := <-listenErr:
+		t.Fatalf("Listen: %v", err)
+	default:
+	}
 	p, err := Open(q.Name(), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -259,6 +265,8 @@ func TestCrashProducers(t *testing.T) {
 	}
 	select {
 	case <-done:
+	case err := <-listenErr:
+		t.Fatalf("Listen: %v", err)
 	case <-time.After(30 * time.Second):
 		t.Fatal("queue wedged: end marker not received")
 	}

@@ -685,6 +685,7 @@ func (r *ring) skipTorn(tail uint64) (bool, error) {
 	if r.chain || r.rpos%slotSize != 0 || r.ready() {
 		return true, nil // poll will deliver it or report the corruption
 	}
+	w0 := atomic.LoadUint64(r.word(r.rpos))
 	c := atomic.LoadUint64(r.claim(r.rpos))
 	if (c&stateMask)>>stateShift != stWriting {
 		// Free, yet below the tail (read before it): producers claim a
@@ -709,7 +710,13 @@ func (r *ring) skipTorn(tail uint64) (bool, error) {
 	if cs == 0 || r.rpos&r.mask+cs > r.size || r.rpos+cs > tail {
 		return false, r.corrupt(c, "bad claim")
 	}
-	r.skip(cs)
+	// The producer may have committed (and then died) since ready was
+	// checked: skip only if the commit word is still what it was.
+	if !atomic.CompareAndSwapUint64(r.word(r.rpos), w0, r.lapTag(r.rpos)|stSkip<<stateShift|cs) {
+		return true, nil
+	}
+	r.release(r.rpos)
+	r.rpos += cs
 	r.countTorn()
 	return true, nil
 }
