@@ -11,6 +11,10 @@ import (
 // poll the word, and liveness is whatever the test says.
 type memPlatform struct {
 	dead func(pid int32) bool
+	// start, if set, gives each live process's start time; a process
+	// asked after with another (non-zero) start time is then a dead one
+	// whose pid was reused, as the real liveness test would say.
+	start func(pid int32) uint64
 }
 
 func (memPlatform) wait(addr *uint32, val uint32, timeout time.Duration) {
@@ -25,7 +29,12 @@ func (memPlatform) wait(addr *uint32, val uint32, timeout time.Duration) {
 
 func (memPlatform) wake(*uint32, int) {}
 
-func (p memPlatform) alive(pid int32, _ uint64) bool { return p.dead == nil || !p.dead(pid) }
+func (p memPlatform) alive(pid int32, start uint64) bool {
+	if p.start != nil && start != 0 && start != p.start(pid) {
+		return false
+	}
+	return p.dead == nil || !p.dead(pid)
+}
 
 // memRing is a queue layout in ordinary memory, shared by Queues that
 // stand for separate processes.

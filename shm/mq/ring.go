@@ -16,7 +16,7 @@ import (
 // atomic instructions.
 const (
 	layoutMagic   = 0x514d5750 // "PWMQ" read as a little-endian uint32
-	layoutVersion = 1
+	layoutVersion = 2
 
 	offMagic   = 0   // uint32 layoutMagic
 	offVersion = 4   // uint32 layoutVersion
@@ -232,11 +232,15 @@ func checkLayout(data []byte) (capacity, maxMsg int, err error) {
 	if m == 0 || m > c/2-recHeader {
 		return 0, 0, fmt.Errorf("%w: message limit %d invalid for a %d-byte ring", ErrCorrupt, m, c)
 	}
-	// The cursors may be moving (other processes use the queue): read them
-	// atomically.
+	// The cursors may be moving (other processes use the queue), so they
+	// cannot be read together: tail is read before and after head. When
+	// head was read, tail was between the two readings, and head ≤ tail ≤
+	// head + C held then; a check of one tail reading against head would
+	// refuse a busy queue whose tail moved on meanwhile.
+	tail1 := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offTail])))
 	head := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offHead])))
 	tail := atomic.LoadUint64((*uint64)(unsafe.Pointer(&data[offTail])))
-	if head%slotSize != 0 || tail%slotSize != 0 || head > tail || tail-head > c {
+	if head%slotSize != 0 || tail%slotSize != 0 || tail1 > tail || head > tail || tail1 > head+c {
 		return 0, 0, fmt.Errorf("%w: cursors head %d, tail %d inconsistent", ErrCorrupt, head, tail)
 	}
 	return int(c), int(m), nil
@@ -486,7 +490,12 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 					}
 					r.rpos += recSize(int(ln))
 				} else {
-					r.rpos = slotRound(r.rpos + recSize(int(ln)))
+					start, stop := r.rpos, slotRound(r.rpos+recSize(int(ln)))
+					if r.chain {
+						start = r.chainStart
+					}
+					r.retire(start, stop)
+					r.rpos = stop
 					r.chain = false
 				}
 				n++
@@ -506,6 +515,7 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 						return n, r.corrupt(w, "bad skip record")
 					}
 					r.release(r.rpos)
+					r.retire(r.rpos, r.rpos+ln) // again, in case a consumer died doing so
 					r.rpos += ln
 				}
 				goto next
@@ -593,9 +603,35 @@ func (r *ring) ready() bool {
 // takes over after a crash (before head moved past it) will find it: the
 // claim word that described it is freed at once.
 func (r *ring) skip(size uint64) {
-	atomic.StoreUint64(r.word(r.rpos), r.lapTag(r.rpos)|stSkip<<stateShift|size)
+	r.retire(r.rpos, r.rpos+size)
 	r.release(r.rpos)
 	r.rpos += size
+}
+
+// retire overwrites the first two words of every slot in [start, end), a
+// record, batch, padding or torn record the consumer is done with, before
+// the space is released. Without it, bytes left there (any payload) could
+// be read a lap later as the commit word or the start time of a record
+// claimed at one of those slots but not yet written: the lap tag in those
+// words can tell the bytes of earlier laps from this lap's only if every
+// slot start is rewritten each lap. The first word becomes a skip record
+// over the whole range, and is written first, so that a consumer that
+// takes over after this one died part way steps over the range rather
+// than reading a record whose later slots are already overwritten; the
+// other slots get one-slot skip records of this lap, and every second
+// word a zero start time (unknown: liveness is then decided by pid).
+func (r *ring) retire(start, end uint64) {
+	tag := stSkip<<stateShift | slotSize
+	if end-start > slotSize {
+		atomic.StoreUint64(r.word(start), r.lapTag(start)|stSkip<<stateShift|(end-start))
+		for p := start + slotSize; p < end; p += slotSize {
+			w := (*[2]uint64)(unsafe.Add(r.base, p&r.mask))
+			w[0], w[1] = r.lapTag(p)|uint64(tag), 0
+		}
+	} else {
+		*r.word(start) = r.lapTag(start) | uint64(tag)
+	}
+	*r.word(start + 8) = 0
 }
 
 // release frees the claim of the slot at pos, where a record the consumer
@@ -715,6 +751,7 @@ func (r *ring) skipTorn(tail uint64) (bool, error) {
 	if !atomic.CompareAndSwapUint64(r.word(r.rpos), w0, r.lapTag(r.rpos)|stSkip<<stateShift|cs) {
 		return true, nil
 	}
+	r.retire(r.rpos, r.rpos+cs) // the dead producer's start time and payload
 	r.release(r.rpos)
 	r.rpos += cs
 	r.countTorn()

@@ -681,3 +681,87 @@ func TestClaimSeenBeforeTail(t *testing.T) {
 		t.Fatalf("got %q, %v", b, err)
 	}
 }
+
+// TestOldBytesNotTrusted: bytes that a message left in the ring a lap
+// earlier, at what is now the start of a claimed but uncommitted record,
+// are never taken for that record's commit word or start time, however
+// well they imitate them. (They used to be: a payload that happened to
+// spell the current lap in the high half of a slot's first word was read
+// as a commit — ErrCorrupt, or worse, a forged message — and one that
+// spelled a wrong start time got a live producer's record skipped.)
+func TestOldBytesNotTrusted(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		commit, start bool // which words the old payload imitates
+	}{
+		{"commit word", true, false},
+		{"start time", false, true},
+		{"both", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMemRing(t, 4096, 0)
+			m.plat.start = func(pid int32) uint64 { return uint64(pid) * 7 } // as m.queue sets them
+			c := m.queue(1, true)
+			p := m.queue(2, false)
+			slow := m.queue(77, false)
+			ctx := ctxT(t)
+			r := c.r
+			lap1 := r.size + slotSize // slot 1 of lap 1
+			// The record at 0 has its payload at 16, so slot 1 starts at
+			// payload[48].
+			old := make([]byte, 69)
+			if tc.commit {
+				binary.NativeEndian.PutUint64(old[48:], r.lapTag(lap1)|stCommitted<<stateShift|5)
+				copy(old[64:], "forge")
+			}
+			if tc.start {
+				binary.NativeEndian.PutUint64(old[56:], 12345<<startLapBits|(lap1>>r.shift)) // pid 77 started at 539
+			}
+			if err := p.Send(ctx, old); err != nil {
+				t.Fatal(err)
+			}
+			for atomic.LoadUint64(r.tail) < r.size {
+				if err := p.Send(ctx, make([]byte, 40)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tail := atomic.LoadUint64(r.tail); tail != r.size {
+				t.Fatalf("tail %d, want %d", tail, r.size)
+			}
+			for range r.size/slotSize - 1 {
+				if _, err := c.Receive(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := p.Send(ctx, []byte("first")); err != nil {
+				t.Fatal(err)
+			}
+			// Producer 77 claims slot 1 and stalls before it writes its
+			// start time (what reserve does between its claim and the word).
+			pos := atomic.LoadUint64(r.tail)
+			cw := atomic.LoadUint64(r.claim(pos))
+			if pos != lap1 || !r.freeFor(cw, pos) || !atomic.CompareAndSwapUint64(r.claim(pos), cw, headerWord(77, stWriting, 5)) {
+				t.Fatalf("claim at %d (%#x) failed", pos, cw)
+			}
+			atomic.CompareAndSwapUint64(r.tail, pos, pos+slotSize)
+			if b, err := c.Receive(ctx); err != nil || string(b) != "first" {
+				t.Fatalf("got %q, %v", b, err)
+			}
+			// Several torn timeouts: the record is neither read nor skipped.
+			short, cancel := context.WithTimeout(ctx, 5*m.torn)
+			defer cancel()
+			if b, err := c.Receive(short); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("uncommitted record: got %q, %v", b, err)
+			}
+			if s := c.Stats(); s.Torn != 0 {
+				t.Fatalf("Torn = %d, want 0: a live producer's record was skipped", s.Torn)
+			}
+			*slow.r.word(pos + 8) = slow.r.self.start<<startLapBits | pos>>r.shift
+			copy(slow.r.buf[pos&slow.r.mask+recHeader:], "slow!")
+			slow.r.commit(pos, 5)
+			if b, err := c.Receive(ctx); err != nil || string(b) != "slow!" {
+				t.Fatalf("got %q, %v", b, err)
+			}
+		})
+	}
+}
