@@ -765,3 +765,37 @@ func TestOldBytesNotTrusted(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartInsideRetire: a consumer that dies while retiring a message
+// it has delivered, after the skip at the message's first slot and before
+// the rest, leaves a range its successor steps over whole, whatever the
+// later slots still hold.
+func TestRestartInsideRetire(t *testing.T) {
+	m := newMemRing(t, 4096, 0)
+	c := m.queue(1, true)
+	p := m.queue(2, false)
+	ctx := ctxT(t)
+	big := make([]byte, 300) // five slots
+	for i := 48; i+8 <= len(big); i += slotSize {
+		// Every later slot start spells a commit for this lap.
+		binary.NativeEndian.PutUint64(big[i:], c.r.lapTag(0)|stCommitted<<stateShift|5)
+	}
+	if err := p.Send(ctx, big); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Send(ctx, []byte("next")); err != nil {
+		t.Fatal(err)
+	}
+	r := c.r
+	if n, err := r.poll(func([]byte) {}, 1); n != 1 || err != nil {
+		t.Fatalf("poll: %d, %v", n, err)
+	}
+	// Undo the retiring of the later slots, as if it had not happened.
+	copy(r.buf[recHeader:], big)
+	r.releaseOwner() // dies here, head not moved
+	c2 := m.queue(1, true)
+	b, err := c2.Receive(ctx)
+	if err != nil || string(b) != "next" {
+		t.Fatalf("got %q, %v", b, err)
+	}
+}
