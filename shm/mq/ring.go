@@ -621,15 +621,17 @@ func (r *ring) skip(size uint64) {
 // other slots get one-slot skip records of this lap, and every second
 // word a zero start time (unknown: liveness is then decided by pid).
 func (r *ring) retire(start, end uint64) {
-	tag := stSkip<<stateShift | slotSize
+	// A range never wraps (padding fills the ring's end), so it is all in
+	// start's lap.
+	skip := r.lapTag(start) | stSkip<<stateShift
 	if end-start > slotSize {
-		atomic.StoreUint64(r.word(start), r.lapTag(start)|stSkip<<stateShift|(end-start))
+		atomic.StoreUint64(r.word(start), skip|(end-start))
 		for p := start + slotSize; p < end; p += slotSize {
 			w := (*[2]uint64)(unsafe.Add(r.base, p&r.mask))
-			w[0], w[1] = r.lapTag(p)|uint64(tag), 0
+			w[0], w[1] = skip|slotSize, 0
 		}
 	} else {
-		*r.word(start) = r.lapTag(start) | uint64(tag)
+		*r.word(start) = skip | slotSize
 	}
 	*r.word(start + 8) = 0
 }
