@@ -34,6 +34,7 @@ type Group struct {
 	maxMsg    int
 
 	handlers handlers
+	slab     []Alert   // fresh Alerts for the receive goroutine; see newAlert
 	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
 
 	peersMu sync.Mutex // serializes refresh
@@ -449,6 +450,91 @@ func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 	return errors.Join(errs...)
 }
 
+// SendMany sends msgs to the member with the given pid, in order, as Send
+// would one by one, but packs consecutive alerts into few inbox messages so
+// that the cost of reserving room in the shared ring is paid once per pack
+// (up to 64 KiB) rather than once per alert; for small alerts that is
+// several times faster. Like Send it holds nothing back: when it returns,
+// every alert it counts as sent is in the destination's inbox. It returns
+// how many alerts were sent, always a prefix of msgs, and fewer than
+// len(msgs) only with an error, one of Send's. The limits are checked for
+// every alert before any is sent. A pack is accepted or refused whole, so
+// under the Fail policy a full inbox refuses the alerts of the pack that
+// did not fit, and none after them.
+func (g *Group) SendMany(ctx context.Context, pid int, msgs []Message) (int, error) {
+	for i, m := range msgs {
+		if err := checkAlert(m.Name, len(m.Data)); err != nil {
+			return 0, fmt.Errorf("alert %d: %w", i, err)
+		}
+	}
+	if g.closed.Load() {
+		return 0, ErrClosed
+	}
+	p, err := g.lookup(pid, 0)
+	if err != nil {
+		return 0, err
+	}
+	return g.deliverMany(ctx, p, msgs)
+}
+
+// packSize bounds the inbox messages SendMany builds: large enough that the
+// ring's per-message cost vanishes, small enough to stay in cache and to
+// let the receiver start on a pack early.
+const packSize = 64 << 10
+
+func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	q, err := g.open(p)
+	if err != nil {
+		return 0, err
+	}
+	if raceEnabled && p.self {
+		g.selfSync.Add(1)
+	}
+	limit := min(p.maxMsg, packSize)
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0] }() // keep what the buffer grew to
+	sent, packed := 0, 0
+	flush := func() error {
+		if packed == 0 {
+			return nil
+		}
+		if err := g.put(ctx, p, q, buf, g.cfg.FullPolicy); err != nil {
+			return err
+		}
+		g.sent.Add(uint64(packed))
+		sent += packed
+		packed, buf = 0, buf[:0]
+		return nil
+	}
+	for _, m := range msgs {
+		size := recordSize(len(m.Name), len(m.Data))
+		if size > p.maxMsg {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+			if err := g.deliverChunked(ctx, p, q, m.Name, m.Data); err != nil {
+				return sent, err
+			}
+			sent++
+			continue
+		}
+		if len(buf)+size > limit {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+		}
+		n := len(buf)
+		buf = append(buf, make([]byte, size)...)
+		putRecord(buf[n:], recWhole, uint32(g.self.PID), g.self.Start, uint32(len(m.Data)), 0, m.Name, m.Data)
+		packed++
+	}
+	return sent, flush()
+}
+
 // send delivers to pid; a non-zero start also requires the member to be
 // that very process (Reply uses it so a reused pid is not mistaken).
 func (g *Group) send(ctx context.Context, pid int, start uint64, name string, data []byte) error {
@@ -458,15 +544,40 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 	if g.closed.Load() {
 		return ErrClosed
 	}
+	p, err := g.lookup(pid, start)
+	if err != nil {
+		return err
+	}
+	return g.deliver(ctx, p, name, data)
+}
+
+// lookup finds the member pid; a non-zero start also requires it to be
+// that very process.
+func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 	p := g.peers.Load().byPID[pid]
 	if p == nil || p.dead.Load() {
 		// Maybe it joined (or we learned of a death) after our last look.
 		p = g.table().byPID[pid]
 	}
 	if p == nil || (start != 0 && p.id.Start != start) {
-		return noMember(pid)
+		return nil, noMember(pid)
 	}
-	return g.deliver(ctx, p, name, data)
+	return p, nil
+}
+
+// open returns the inbox of p, a live member. The caller holds p.mu shared.
+func (g *Group) open(p *peer) (*mq.Queue, error) {
+	if p.gone || p.dead.Load() {
+		return nil, noMember(int(p.id.PID))
+	}
+	q, err := p.queue()
+	if err != nil {
+		if errors.Is(err, mq.ErrNotFound) {
+			return nil, noMember(int(p.id.PID))
+		}
+		return nil, fmt.Errorf("alert: open inbox of PID %d: %w", p.id.PID, err)
+	}
+	return q, nil
 }
 
 // stackRecord is the size of records encoded on the stack (zeroed on every
@@ -476,15 +587,9 @@ const stackRecord = 192
 func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.gone || p.dead.Load() {
-		return noMember(int(p.id.PID))
-	}
-	q, err := p.queue()
+	q, err := g.open(p)
 	if err != nil {
-		if errors.Is(err, mq.ErrNotFound) {
-			return noMember(int(p.id.PID))
-		}
-		return fmt.Errorf("alert: open inbox of PID %d: %w", p.id.PID, err)
+		return err
 	}
 	if raceEnabled && p.self {
 		g.selfSync.Add(1)
@@ -603,7 +708,7 @@ func (g *Group) receive() {
 	defer g.wg.Done()
 	hctx := context.WithValue(g.ctx, handlerCtxKey{}, g)
 	partials := make(map[proc.ID]*partial)
-	fn := func(msg []byte) { g.handleRecord(hctx, msg, partials) }
+	fn := func(msg []byte) { g.handleMessage(hctx, msg, partials) }
 	// A canceled context makes ReceiveBatch a non-blocking poll: it looks
 	// at the ring (and spins briefly) but never sleeps.
 	poll, stopPoll := context.WithCancel(context.Background())
@@ -664,16 +769,27 @@ func (g *Group) sweep(partials map[proc.ID]*partial) {
 	}
 }
 
-func (g *Group) handleRecord(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
+// handleMessage handles the records of one inbox message in order.
+func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
 	if raceEnabled {
 		g.selfSync.Load()
 	}
-	r, err := decodeRecord(msg)
-	if err != nil {
-		g.dropped.Add(1)
-		g.log.Error("alert: dropped record", "group", g.name, "err", err)
-		return
+	for {
+		r, rest, err := decodeRecord(msg)
+		if err != nil {
+			g.dropped.Add(1)
+			g.log.Error("alert: dropped record", "group", g.name, "err", err)
+			return
+		}
+		g.handleRecord(ctx, r, partials)
+		if len(rest) == 0 {
+			return
+		}
+		msg = rest
 	}
+}
+
+func (g *Group) handleRecord(ctx context.Context, r record, partials map[proc.ID]*partial) {
 	sender := proc.ID{PID: int32(r.pid), Start: r.start}
 	if r.kind == recWhole {
 		g.dispatch(ctx, r.name, "", r.data, sender)
@@ -701,6 +817,21 @@ func (g *Group) handleRecord(ctx context.Context, msg []byte, partials map[proc.
 	}
 }
 
+// alertSlab is how many Alerts the receive goroutine allocates at once.
+// Every alert still gets a distinct *Alert (so a stale one can never Reply
+// for a later alert), but the allocation is paid once per slab.
+const alertSlab = 64
+
+// newAlert returns a fresh Alert. Only the receive goroutine calls it.
+func (g *Group) newAlert() *Alert {
+	if len(g.slab) == 0 {
+		g.slab = make([]Alert, alertSlab)
+	}
+	a := &g.slab[0]
+	g.slab = g.slab[1:]
+	return a
+}
+
 // dispatch runs the handler for one alert. name is either raw bytes from
 // the inbox (looked up without allocating) or, for reassembled alerts, sname.
 func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []byte, sender proc.ID) {
@@ -723,7 +854,15 @@ func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []
 			e.name = string(name)
 		}
 	}
-	a := &Alert{Name: e.name, Data: data, Sender: int(sender.PID), senderStart: sender.Start, g: g}
+	var a *Alert
+	if name != nil {
+		a = g.newAlert()
+	} else {
+		// A reassembled alert gets an Alert of its own, so that no slab
+		// keeps its (possibly huge) buffer alive after the handler.
+		a = new(Alert)
+	}
+	a.Name, a.Data, a.Sender, a.senderStart, a.g = e.name, data, int(sender.PID), sender.Start, g
 	g.call(ctx, e.fn, a)
 	a.done.Store(true)
 	g.delivered.Add(1)

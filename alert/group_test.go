@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -183,6 +184,65 @@ func TestOrderPerSenderUnderLoad(t *testing.T) {
 	if len(next) != senders {
 		t.Fatalf("alerts from %d senders, want %d", len(next), senders)
 	}
+}
+
+// SendMany keeps the per-sender order across packs, alerts of every size
+// (small ones packed together, large ones chunked between them) and
+// senders, through an inbox small enough to fill again and again.
+func TestSendManyOrder(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	const senders, each = 2, 20000
+	var mu sync.Mutex
+	next := map[int]uint64{}
+	var errs []string
+	var total atomic.Int64
+	join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
+		"seq": func(ctx context.Context, a *Alert) {
+			n := binary.LittleEndian.Uint64(a.Data)
+			mu.Lock()
+			if n != next[a.Sender] && len(errs) < 10 {
+				errs = append(errs, fmt.Sprintf("sender %d: got %d want %d", a.Sender, n, next[a.Sender]))
+			}
+			if big := a.Data[8:]; n%50 == 49 && (len(big) != 3*MinInboxSize/4 || bytes.Count(big, []byte{byte(n)}) != len(big)) && len(errs) < 10 {
+				errs = append(errs, fmt.Sprintf("sender %d: large alert %d damaged (%d bytes)", a.Sender, n, len(big)))
+			}
+			next[a.Sender] = n + 1
+			mu.Unlock()
+			total.Add(1)
+		},
+	}})
+	for range senders {
+		startChild(t, group, "seqmany", each, 0)
+	}
+	waitFor(t, "all alerts", func() bool { return total.Load() == senders*each })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if len(next) != senders {
+		t.Fatalf("alerts from %d senders, want %d", len(next), senders)
+	}
+}
+
+// SendMany checks every alert's limits before sending any.
+func TestSendManyLimits(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	var got atomic.Int64
+	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{"ok": func(ctx context.Context, a *Alert) { got.Add(1) }}})
+	msgs := []Message{{Name: "ok"}, {Name: strings.Repeat("x", MaxName+1)}}
+	if n, err := g.SendMany(context.Background(), g.PID(), msgs); n != 0 || !errors.Is(err, ErrNameTooLong) {
+		t.Fatalf("SendMany = %d, %v; want 0, ErrNameTooLong", n, err)
+	}
+	if n, err := g.SendMany(context.Background(), 1<<30, msgs[:1]); n != 0 || !errors.Is(err, ErrNoMember) {
+		t.Fatalf("SendMany to a stranger = %d, %v; want 0, ErrNoMember", n, err)
+	}
+	if n, err := g.SendMany(context.Background(), g.PID(), []Message{{Name: "ok"}, {Name: "ok", Data: []byte("x")}}); n != 2 || err != nil {
+		t.Fatalf("SendMany = %d, %v; want 2, nil", n, err)
+	}
+	waitFor(t, "both alerts", func() bool { return got.Load() == 2 })
 }
 
 // A large alert is chunked through the 4 MiB inbox and arrives whole.

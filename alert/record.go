@@ -7,8 +7,11 @@ import (
 
 // An alert travels through the destination's inbox as one record, or, when
 // it is larger than the inbox's biggest message, as a sequence of chunk
-// records that the receiver reassembles. Every record has the same 24-byte
-// little-endian header (documented in docs/alert.md):
+// records that the receiver reassembles. An inbox message holds either one
+// chunk record or one or more whole records back to back (SendMany packs
+// many small alerts into one message, so that their cost in the shared
+// ring is paid once). Every record has the same 24-byte little-endian
+// header (documented in docs/alert.md):
 //
 //	0   u8   kind: recWhole or recChunk
 //	1   u8   name length n (<= MaxName)
@@ -55,10 +58,24 @@ func putRecord(b []byte, kind uint8, pid uint32, start uint64, total, offset uin
 	copy(b[headerSize+n:], data)
 }
 
-// decodeRecord parses one record. It never allocates; the returned slices
-// alias b. Every length is checked against b before use, so a corrupt or
-// hostile record yields ErrMalformed, never a panic or a huge allocation.
-func decodeRecord(b []byte) (record, error) {
+// decodeRecord parses the record at the start of b and returns the bytes
+// after it: more whole records, or nothing (a chunk record is always alone
+// in its message). It never allocates; the returned slices alias b. Every
+// length is checked against b before use, so a corrupt or hostile record
+// yields ErrMalformed, never a panic or a huge allocation.
+func decodeRecord(b []byte) (r record, rest []byte, err error) {
+	r, err = decodeOne(b)
+	if err != nil {
+		return r, nil, err
+	}
+	if r.kind == recWhole {
+		end := headerSize + len(r.name) + len(r.data)
+		return r, b[end:], nil
+	}
+	return r, nil, nil
+}
+
+func decodeOne(b []byte) (record, error) {
 	var r record
 	if len(b) < headerSize {
 		return r, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
@@ -85,9 +102,10 @@ func decodeRecord(b []byte) (record, error) {
 	r.data = b[headerSize+n:]
 	switch r.kind {
 	case recWhole:
-		if r.offset != 0 || uint64(len(r.data)) != uint64(r.total) {
+		if r.offset != 0 || uint64(len(r.data)) < uint64(r.total) {
 			return r, fmt.Errorf("%w: whole alert carries %d data bytes at offset %d, header says %d", ErrMalformed, len(r.data), r.offset, r.total)
 		}
+		r.data = r.data[:r.total]
 	case recChunk:
 		if len(r.data) == 0 || uint64(r.offset)+uint64(len(r.data)) > uint64(r.total) {
 			return r, fmt.Errorf("%w: chunk of %d bytes at offset %d overruns an alert of %d bytes", ErrMalformed, len(r.data), r.offset, r.total)
