@@ -30,3 +30,30 @@ func BenchmarkSelfSend(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }
+
+// BenchmarkSelfSendMany is BenchmarkSelfSend with SendMany packs of 256.
+func BenchmarkSelfSendMany(b *testing.B) {
+	var got atomic.Int64
+	g := join(b, testGroup(b), &Config{Handlers: map[string]HandlerFunc{
+		"b": func(ctx context.Context, a *Alert) { got.Add(1) },
+	}})
+	ctx := context.Background()
+	msgs := make([]Message, 256)
+	for i := range msgs {
+		msgs[i] = Message{Name: "b", Data: make([]byte, 10)}
+	}
+	pid := g.PID()
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := 0
+	for sent < b.N {
+		n, err := g.SendMany(ctx, pid, msgs[:min(len(msgs), b.N-sent)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent += n
+	}
+	for got.Load() < int64(b.N) {
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+}

@@ -31,7 +31,8 @@ func TestRecordRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := encode(tt.kind, 4242, 987654321, tt.total, tt.offset, tt.alert, tt.data)
-			r, rest, err := decodeRecord(b)
+			var r record
+			rest, err := decodeRecord(b, &r)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +67,7 @@ func TestRecordMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := decodeRecord(tt.b); !errors.Is(err, ErrMalformed) {
+			if _, err := decodeRecord(tt.b, new(record)); !errors.Is(err, ErrMalformed) {
 				t.Fatalf("got %v, want ErrMalformed", err)
 			}
 		})
@@ -130,7 +131,8 @@ func TestRecordPacked(t *testing.T) {
 	}
 	var got []string
 	for b := msg; len(b) > 0; {
-		r, rest, err := decodeRecord(b)
+		var r record
+		rest, err := decodeRecord(b, &r)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -143,9 +145,9 @@ func TestRecordPacked(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	_, rest, err := decodeRecord(msg[:len(msg)-1])
+	rest, err := decodeRecord(msg[:len(msg)-1], new(record))
 	for err == nil && len(rest) > 0 {
-		_, rest, err = decodeRecord(rest)
+		rest, err = decodeRecord(rest, new(record))
 	}
 	if !errors.Is(err, ErrMalformed) {
 		t.Fatalf("truncated pack: got %v, want ErrMalformed", err)
@@ -161,7 +163,8 @@ func FuzzRecord(f *testing.F) {
 	f.Add([]byte{1, 255, 0, 0})
 	f.Add(append(encode(recWhole, 1, 2, 1, 0, "a", []byte("x")), encode(recWhole, 1, 2, 2, 0, "b", []byte("yz"))...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, rest, err := decodeRecord(b)
+		var r record
+		rest, err := decodeRecord(b, &r)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
