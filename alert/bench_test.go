@@ -4,6 +4,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -31,8 +32,15 @@ func BenchmarkSelfSend(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 }
 
-// BenchmarkSelfSendMany is BenchmarkSelfSend with SendMany packs of 256.
+// BenchmarkSelfSendMany is BenchmarkSelfSend with SendMany packs of 256,
+// for small and 10 KB alerts.
 func BenchmarkSelfSendMany(b *testing.B) {
+	for _, size := range []int{10, 10 << 10} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) { benchSelfSendMany(b, size) })
+	}
+}
+
+func benchSelfSendMany(b *testing.B, size int) {
 	var got atomic.Int64
 	g := join(b, testGroup(b), &Config{Handlers: map[string]HandlerFunc{
 		"b": func(ctx context.Context, a *Alert) { got.Add(1) },
@@ -40,7 +48,7 @@ func BenchmarkSelfSendMany(b *testing.B) {
 	ctx := context.Background()
 	msgs := make([]Message, 256)
 	for i := range msgs {
-		msgs[i] = Message{Name: "b", Data: make([]byte, 10)}
+		msgs[i] = Message{Name: "b", Data: make([]byte, size)}
 	}
 	pid := g.PID()
 	b.ReportAllocs()
@@ -56,4 +64,5 @@ func BenchmarkSelfSendMany(b *testing.B) {
 	for got.Load() < int64(b.N) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+	b.SetBytes(int64(size))
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -528,7 +529,9 @@ func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, 
 			}
 		}
 		n := len(buf)
-		buf = append(buf, make([]byte, size)...)
+		// Grow, then reslice: appending zeros would clear every byte
+		// that putRecord is about to write anyway.
+		buf = slices.Grow(buf, size)[:n+size]
 		putRecord(buf[n:], recWhole, uint32(g.self.PID), g.self.Start, uint32(len(m.Data)), 0, m.Name, m.Data)
 		packed++
 	}
