@@ -66,3 +66,23 @@ func benchSelfSendMany(b *testing.B, size int) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
 	b.SetBytes(int64(size))
 }
+
+// BenchmarkBroadcast measures Broadcast of 10 KB alerts to this process
+// and three child members (which drop them as unmatched).
+func BenchmarkBroadcast(b *testing.B) {
+	group := testGroup(b)
+	g := join(b, group, &Config{Handlers: map[string]HandlerFunc{"b": func(ctx context.Context, a *Alert) {}}})
+	for range 3 {
+		c := startChild(b, group, "echo", 0, 0)
+		b.Cleanup(func() { c.stop(b) })
+	}
+	waitFor(b, "members", func() bool { return len(g.Members()) == 4 })
+	data := make([]byte, 10<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Broadcast(context.Background(), "b", data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

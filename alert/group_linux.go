@@ -438,9 +438,24 @@ func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 	if g.closed.Load() {
 		return ErrClosed
 	}
+	// The record is the same for every member: encode it once, not once
+	// per member (for large alerts the encoding is a copy of the data).
+	size := recordSize(len(name), len(data))
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	var rec []byte
 	var errs []error
 	for _, p := range g.table().list {
-		err := g.deliver(ctx, p, name, data)
+		var r []byte // nil for a member whose inbox needs the alert chunked
+		if size <= p.maxMsg {
+			if rec == nil {
+				rec = slices.Grow((*bp)[:0], size)[:size]
+				*bp = rec
+				putRecord(rec, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+			}
+			r = rec
+		}
+		err := g.deliver(ctx, p, name, data, r)
 		if err != nil && !errors.Is(err, ErrNoMember) {
 			errs = append(errs, err)
 			if ctx.Err() != nil {
@@ -551,7 +566,7 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 	if err != nil {
 		return err
 	}
-	return g.deliver(ctx, p, name, data)
+	return g.deliver(ctx, p, name, data, nil)
 }
 
 // lookup finds the member pid; a non-zero start also requires it to be
@@ -587,7 +602,9 @@ func (g *Group) open(p *peer) (*mq.Queue, error) {
 // call, so kept small); larger ones use a pooled buffer.
 const stackRecord = 192
 
-func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
+// deliver sends one alert to p. rec, if not nil, is the alert already
+// encoded as a whole record (Broadcast encodes once for all members).
+func (g *Group) deliver(ctx context.Context, p *peer, name string, data, rec []byte) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	q, err := g.open(p)
@@ -603,9 +620,12 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) 
 	}
 	var stack [stackRecord]byte
 	var b []byte
-	if size <= len(stack) {
+	switch {
+	case rec != nil:
+		b = rec
+	case size <= len(stack):
 		b = stack[:size]
-	} else {
+	default:
 		bp := g.bufs.Get().(*[]byte)
 		defer g.bufs.Put(bp)
 		if cap(*bp) < size {
@@ -613,7 +633,9 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) 
 		}
 		b = (*bp)[:size]
 	}
-	putRecord(b, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+	if rec == nil {
+		putRecord(b, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+	}
 	if err := g.put(ctx, p, q, b, g.cfg.FullPolicy); err != nil {
 		return err
 	}

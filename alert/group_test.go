@@ -226,6 +226,47 @@ func TestSendManyOrder(t *testing.T) {
 	}
 }
 
+// Broadcast encodes an alert once for all members: each still gets it
+// whole, whether it fits one inbox message or goes in chunks.
+func TestBroadcastIntact(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	type got struct {
+		sender int
+		data   []byte
+	}
+	ch := make(chan got, 16)
+	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{
+		"digest": func(ctx context.Context, a *Alert) { ch <- got{a.Sender, bytes.Clone(a.Data)} },
+	}})
+	c1 := startChild(t, group, "echo", 0, 0)
+	c2 := startChild(t, group, "echo", 0, 0)
+	waitFor(t, "members", func() bool { return len(g.Members()) == 3 })
+	for _, size := range []int{1000, 3 << 20} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		if err := g.Broadcast(context.Background(), "digest", data); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(data)
+		for range 3 {
+			r := recv(t, ch)
+			switch {
+			case r.sender == g.PID():
+				if !bytes.Equal(r.data, data) {
+					t.Errorf("size %d: own copy damaged", size)
+				}
+			case !bytes.Equal(r.data[:32], want[:]) || binary.LittleEndian.Uint64(r.data[32:]) != uint64(size):
+				t.Errorf("size %d: member %d got another alert", size, r.sender)
+			}
+		}
+	}
+	c1.stop(t)
+	c2.stop(t)
+}
+
 // SendMany checks every alert's limits before sending any.
 func TestSendManyLimits(t *testing.T) {
 	checkLeaks(t)
