@@ -518,6 +518,10 @@ func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, 
 		if packed == 0 {
 			return nil
 		}
+		if p.dead.Load() {
+			// It died after an earlier pack: say so rather than fill a dead inbox.
+			return noMember(int(p.id.PID))
+		}
 		if err := g.put(ctx, p, q, buf, g.cfg.FullPolicy); err != nil {
 			return err
 		}

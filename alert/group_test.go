@@ -502,12 +502,23 @@ func TestKillMidSend(t *testing.T) {
 		time.Sleep(time.Duration(i) * time.Millisecond)
 		s.kill()
 
-		// A receiver killed while we send to it.
+		// A receiver killed while we send to it: with Send in even rounds,
+		// with SendMany (packs of 8) in odd ones.
 		r := startChild(t, group, "echo", 0, MinInboxSize)
 		errc := make(chan error, 1)
+		many := make([]Message, 8)
+		for k := range many {
+			many[k] = Message{Name: "ping", Data: make([]byte, 512)}
+		}
 		go func() {
 			for {
-				if err := g.Send(context.Background(), r.pid, "ping", make([]byte, 512)); err != nil {
+				var err error
+				if i%2 == 0 {
+					err = g.Send(context.Background(), r.pid, "ping", make([]byte, 512))
+				} else {
+					_, err = g.SendMany(context.Background(), r.pid, many)
+				}
+				if err != nil {
 					errc <- err
 					return
 				}
