@@ -35,8 +35,14 @@ type Group struct {
 	maxMsg    int
 
 	handlers handlers
-	slab     []Alert   // fresh Alerts for the receive goroutine; see newAlert
-	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
+	slab     []Alert // fresh Alerts for the receive goroutine; see newAlert
+	// last is the receive goroutine's last successful handler lookup,
+	// valid while tab is the current handler table.
+	last struct {
+		tab *handlerTable
+		e   handlerEntry
+	}
+	bufs sync.Pool // of *[]byte: encoding buffers for records too big for the stack
 
 	peersMu sync.Mutex // serializes refresh
 	peers   atomic.Pointer[peerTable]
@@ -875,9 +881,16 @@ func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []
 	t := g.handlers.load()
 	var e handlerEntry
 	var ok bool
-	if name != nil {
+	switch {
+	case name != nil && t == g.last.tab && string(name) == g.last.e.name:
+		// Alerts tend to come in runs of one name: skip hashing it.
+		e, ok = g.last.e, true
+	case name != nil:
 		e, ok = t.byName[string(name)]
-	} else {
+		if ok {
+			g.last.tab, g.last.e = t, e
+		}
+	default:
 		e, ok = t.byName[sname]
 	}
 	if !ok {

@@ -397,11 +397,17 @@ func TestUnmatchedAndDefault(t *testing.T) {
 	g.Handle("stranger", func(ctx context.Context, a *Alert) { named <- a.Name })
 	g.Send(ctx, g.PID(), "stranger", nil)
 	recv(t, named)
+	// A replaced handler takes effect for the next alert of the name,
+	// even though the receiver remembers its last lookup.
+	replaced := make(chan string, 1)
+	g.Handle("stranger", func(ctx context.Context, a *Alert) { replaced <- a.Name })
+	g.Send(ctx, g.PID(), "stranger", nil)
+	recv(t, replaced)
 	g.Handle("stranger", nil)
 	g.Send(ctx, g.PID(), "stranger", nil)
 	recv(t, names)
 	// Delivered is counted when the handler returns, just after it sent on the channel.
-	waitFor(t, "3 unmatched, 3 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 3 })
+	waitFor(t, "3 unmatched, 4 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 4 })
 }
 
 // Reply is only possible while the handler runs.
