@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 
 	"github.com/procwire/procwire/internal/futex"
@@ -35,14 +36,7 @@ type Group struct {
 	maxMsg    int
 
 	handlers handlers
-	slab     []Alert // fresh Alerts for the receive goroutine; see newAlert
-	// last is the receive goroutine's last successful handler lookup,
-	// valid while tab is the current handler table.
-	last struct {
-		tab *handlerTable
-		e   handlerEntry
-	}
-	bufs sync.Pool // of *[]byte: encoding buffers for records too big for the stack
+	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
 
 	peersMu sync.Mutex // serializes refresh
 	peers   atomic.Pointer[peerTable]
@@ -55,7 +49,22 @@ type Group struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	sent, delivered, unmatched, panics, rejected, dropped atomic.Uint64
+	// The fields above are read on every send. Senders and the receive
+	// goroutine, which run on different cores, write the ones below at
+	// every send or message: each group gets cache lines of its own, or
+	// every write would take the line from the other side.
+	_              cpu.CacheLinePad
+	sent, rejected atomic.Uint64 // written by senders
+	_              cpu.CacheLinePad
+	slab           []Alert // fresh Alerts for the receive goroutine; see newAlert
+	// last is the receive goroutine's last successful handler lookup,
+	// valid while tab is the current handler table.
+	last struct {
+		tab *handlerTable
+		e   handlerEntry
+	}
+	delivered, unmatched, panics, dropped atomic.Uint64 // written by the receive goroutine
+	_                                     cpu.CacheLinePad
 
 	// selfSync exists for the race detector only: it cannot see the
 	// synchronization of the inbox ring (atomics on shared memory outside
