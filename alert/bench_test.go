@@ -4,6 +4,7 @@ package alert
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"testing"
 )
@@ -29,4 +30,59 @@ func BenchmarkSelfSend(b *testing.B) {
 	for got.Load() < int64(b.N) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+}
+
+// BenchmarkSelfSendMany is BenchmarkSelfSend with SendMany packs of 256,
+// for small and 10 KB alerts.
+func BenchmarkSelfSendMany(b *testing.B) {
+	for _, size := range []int{10, 10 << 10} {
+		b.Run(fmt.Sprintf("size=%d", size), func(b *testing.B) { benchSelfSendMany(b, size) })
+	}
+}
+
+func benchSelfSendMany(b *testing.B, size int) {
+	var got atomic.Int64
+	g := join(b, testGroup(b), &Config{Handlers: map[string]HandlerFunc{
+		"b": func(ctx context.Context, a *Alert) { got.Add(1) },
+	}})
+	ctx := context.Background()
+	msgs := make([]Message, 256)
+	for i := range msgs {
+		msgs[i] = Message{Name: "b", Data: make([]byte, size)}
+	}
+	pid := g.PID()
+	b.ReportAllocs()
+	b.ResetTimer()
+	sent := 0
+	for sent < b.N {
+		n, err := g.SendMany(ctx, pid, msgs[:min(len(msgs), b.N-sent)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		sent += n
+	}
+	for got.Load() < int64(b.N) {
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "alerts/s")
+	b.SetBytes(int64(size))
+}
+
+// BenchmarkBroadcast measures Broadcast of 10 KB alerts to this process
+// and three child members (which drop them as unmatched).
+func BenchmarkBroadcast(b *testing.B) {
+	group := testGroup(b)
+	g := join(b, group, &Config{Handlers: map[string]HandlerFunc{"b": func(ctx context.Context, a *Alert) {}}})
+	for range 3 {
+		c := startChild(b, group, "echo", 0, 0)
+		b.Cleanup(func() { c.stop(b) })
+	}
+	waitFor(b, "members", func() bool { return len(g.Members()) == 4 })
+	data := make([]byte, 10<<10)
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := g.Broadcast(context.Background(), "b", data); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -4,6 +4,7 @@ package alert
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -91,6 +92,28 @@ func runChild(role string) int {
 			}
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "send:", err)
+				return 1
+			}
+		}
+		<-ctx.Done()
+	case "seqmany":
+		// Like seq, but with SendMany in packs of varying length, every
+		// 50th alert too large for one inbox message (filled with its
+		// number's low byte, so the receiver can check it arrived whole).
+		parent := os.Getppid()
+		var msgs []Message
+		for i := 0; i < arg; {
+			msgs = msgs[:0]
+			for k := 0; k < 1+i%97 && i < arg; k++ {
+				d := binary.LittleEndian.AppendUint64(nil, uint64(i))
+				if i%50 == 49 {
+					d = append(d, bytes.Repeat([]byte{byte(i)}, 3*MinInboxSize/4)...)
+				}
+				msgs = append(msgs, Message{Name: "seq", Data: d})
+				i++
+			}
+			if n, err := g.SendMany(ctx, parent, msgs); err != nil || n != len(msgs) {
+				fmt.Fprintln(os.Stderr, "send many:", n, err)
 				return 1
 			}
 		}

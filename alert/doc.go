@@ -15,7 +15,11 @@
 // procwire.alert.<group>.<pid>.<start> in /dev/shm, written by any number
 // of senders and drained by one receive goroutine. A small alert costs one
 // copy into the ring and no system call while the receiver is awake; a
-// sleeping receiver is woken by a futex. The group's membership lives in a
+// sleeping receiver is woken by a futex. Each inbox message carries one
+// alert, or, from SendMany, many small ones packed back to back, which
+// shares the ring's per-message cost (a few atomic operations on its tail,
+// contended by every sender) among them: for small alerts SendMany is
+// several times faster than Send in a loop. The group's membership lives in a
 // registry segment, procwire.alert.<group>, guarded by a robust
 // cross-process lock. Members watch each other with pidfds, so a member
 // that dies is removed from the registry, and its inbox unlinked, as soon
@@ -25,12 +29,14 @@
 // # Delivery rules
 //
 //   - Order is kept per sender→receiver pair: alerts that one goroutine
-//     sends to one member are handled in the order sent. There is no order
-//     across senders.
+//     sends to one member, with Send or SendMany, are handled in the order
+//     sent. There is no order across senders.
 //   - Handlers of one member run one at a time on its receive goroutine,
 //     like ngx.ipc's; a slow handler delays that member's later alerts and,
 //     once its inbox is full, its senders.
 //   - Alert.Data is valid only until the handler returns; copy it to keep it.
+//     Every alert gets its own *Alert (so Reply on a stale one fails rather
+//     than answering a later alert), allocated in slabs of 64.
 //   - An alert too big for the destination's inbox (more than a quarter of
 //     it) is sent in chunks that the receiver reassembles, so alerts of
 //     hundreds of megabytes (up to MaxData) arrive whole, through the same
@@ -52,7 +58,10 @@
 //     ends (policy Block, the default) or returns ErrBackpressure at once
 //     (policy Fail); either is counted in Stats().Rejected. A large alert's
 //     first chunk follows the policy; its later chunks wait for room.
-//   - Send returns nil once the alert is in the destination's inbox. It
+//   - Send returns nil once the alert is in the destination's inbox;
+//     SendMany likewise returns only once every alert it counts as sent is
+//     there. Nothing is held back in the sender's memory, so a sender that
+//     crashes cannot lose an alert that a call reported as sent. Send
 //     returns an error wrapping ErrNoMember, with ngx.ipc's text "no worker
 //     process with PID N", for a pid that is not a live member, including
 //     one that died (even while Send was waiting for room). Members watch

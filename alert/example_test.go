@@ -49,3 +49,33 @@ func ExampleGroup_Send_errors() {
 	// no worker process with PID 1073741824
 	// alert name length cannot exceed 254, was 300
 }
+
+func ExampleGroup_SendMany() {
+	ctx := context.Background()
+	got := make(chan string, 3)
+	g, err := alert.Join(ctx, fmt.Sprintf("example-many-%d", os.Getpid()), &alert.Config{
+		Handlers: map[string]alert.HandlerFunc{
+			"job": func(ctx context.Context, a *alert.Alert) { got <- string(a.Data) },
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer g.Close()
+	// The three alerts travel in one inbox message and are handled in order.
+	n, err := g.SendMany(ctx, os.Getpid(), []alert.Message{
+		{Name: "job", Data: []byte("one")},
+		{Name: "job", Data: []byte("two")},
+		{Name: "job", Data: []byte("three")},
+	})
+	fmt.Println(n, err)
+	for range n {
+		fmt.Println(<-got)
+	}
+	// Output:
+	// 3 <nil>
+	// one
+	// two
+	// three
+}

@@ -9,10 +9,12 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/cpu"
 	"golang.org/x/sys/unix"
 
 	"github.com/procwire/procwire/internal/futex"
@@ -47,7 +49,22 @@ type Group struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	sent, delivered, unmatched, panics, rejected, dropped atomic.Uint64
+	// The fields above are read on every send. Senders and the receive
+	// goroutine, which run on different cores, write the ones below at
+	// every send or message: each group gets cache lines of its own, or
+	// every write would take the line from the other side.
+	_              cpu.CacheLinePad
+	sent, rejected atomic.Uint64 // written by senders
+	_              cpu.CacheLinePad
+	slab           []Alert // fresh Alerts for the receive goroutine; see newAlert
+	// last is the receive goroutine's last successful handler lookup,
+	// valid while tab is the current handler table.
+	last struct {
+		tab *handlerTable
+		e   handlerEntry
+	}
+	delivered, unmatched, panics, dropped atomic.Uint64 // written by the receive goroutine
+	_                                     cpu.CacheLinePad
 
 	// selfSync exists for the race detector only: it cannot see the
 	// synchronization of the inbox ring (atomics on shared memory outside
@@ -436,9 +453,24 @@ func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 	if g.closed.Load() {
 		return ErrClosed
 	}
+	// The record is the same for every member: encode it once, not once
+	// per member (for large alerts the encoding is a copy of the data).
+	size := recordSize(len(name), len(data))
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	var rec []byte
 	var errs []error
 	for _, p := range g.table().list {
-		err := g.deliver(ctx, p, name, data)
+		var r []byte // nil for a member whose inbox needs the alert chunked
+		if size <= p.maxMsg {
+			if rec == nil {
+				rec = slices.Grow((*bp)[:0], size)[:size]
+				*bp = rec
+				putRecord(rec, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+			}
+			r = rec
+		}
+		err := g.deliver(ctx, p, name, data, r)
 		if err != nil && !errors.Is(err, ErrNoMember) {
 			errs = append(errs, err)
 			if ctx.Err() != nil {
@@ -447,6 +479,97 @@ func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// SendMany sends msgs to the member with the given pid, in order, as Send
+// would one by one, but packs consecutive alerts into few inbox messages so
+// that the cost of reserving room in the shared ring is paid once per pack
+// (up to 64 KiB) rather than once per alert; for small alerts that is
+// several times faster. Like Send it holds nothing back: when it returns,
+// every alert it counts as sent is in the destination's inbox. It returns
+// how many alerts were sent, always a prefix of msgs, and fewer than
+// len(msgs) only with an error, one of Send's. The limits are checked for
+// every alert before any is sent. A pack is accepted or refused whole, so
+// under the Fail policy a full inbox refuses the alerts of the pack that
+// did not fit, and none after them.
+func (g *Group) SendMany(ctx context.Context, pid int, msgs []Message) (int, error) {
+	for i, m := range msgs {
+		if err := checkAlert(m.Name, len(m.Data)); err != nil {
+			return 0, fmt.Errorf("alert %d: %w", i, err)
+		}
+	}
+	if g.closed.Load() {
+		return 0, ErrClosed
+	}
+	p, err := g.lookup(pid, 0)
+	if err != nil {
+		return 0, err
+	}
+	return g.deliverMany(ctx, p, msgs)
+}
+
+// packSize bounds the inbox messages SendMany builds: large enough that the
+// ring's per-message cost vanishes, small enough to stay in cache and to
+// let the receiver start on a pack early.
+const packSize = 64 << 10
+
+func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	q, err := g.open(p)
+	if err != nil {
+		return 0, err
+	}
+	if raceEnabled && p.self {
+		g.selfSync.Add(1)
+	}
+	limit := min(p.maxMsg, packSize)
+	bp := g.bufs.Get().(*[]byte)
+	defer g.bufs.Put(bp)
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0] }() // keep what the buffer grew to
+	sent, packed := 0, 0
+	flush := func() error {
+		if packed == 0 {
+			return nil
+		}
+		if p.dead.Load() {
+			// It died after an earlier pack: say so rather than fill a dead inbox.
+			return noMember(int(p.id.PID))
+		}
+		if err := g.put(ctx, p, q, buf, g.cfg.FullPolicy); err != nil {
+			return err
+		}
+		g.sent.Add(uint64(packed))
+		sent += packed
+		packed, buf = 0, buf[:0]
+		return nil
+	}
+	for _, m := range msgs {
+		size := recordSize(len(m.Name), len(m.Data))
+		if size > p.maxMsg {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+			if err := g.deliverChunked(ctx, p, q, m.Name, m.Data); err != nil {
+				return sent, err
+			}
+			sent++
+			continue
+		}
+		if len(buf)+size > limit {
+			if err := flush(); err != nil {
+				return sent, err
+			}
+		}
+		n := len(buf)
+		// Grow, then reslice: appending zeros would clear every byte
+		// that putRecord is about to write anyway.
+		buf = slices.Grow(buf, size)[:n+size]
+		putRecord(buf[n:], recWhole, uint32(g.self.PID), g.self.Start, uint32(len(m.Data)), 0, m.Name, m.Data)
+		packed++
+	}
+	return sent, flush()
 }
 
 // send delivers to pid; a non-zero start also requires the member to be
@@ -458,33 +581,54 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 	if g.closed.Load() {
 		return ErrClosed
 	}
+	p, err := g.lookup(pid, start)
+	if err != nil {
+		return err
+	}
+	return g.deliver(ctx, p, name, data, nil)
+}
+
+// lookup finds the member pid; a non-zero start also requires it to be
+// that very process.
+func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 	p := g.peers.Load().byPID[pid]
 	if p == nil || p.dead.Load() {
 		// Maybe it joined (or we learned of a death) after our last look.
 		p = g.table().byPID[pid]
 	}
 	if p == nil || (start != 0 && p.id.Start != start) {
-		return noMember(pid)
+		return nil, noMember(pid)
 	}
-	return g.deliver(ctx, p, name, data)
+	return p, nil
+}
+
+// open returns the inbox of p, a live member. The caller holds p.mu shared.
+func (g *Group) open(p *peer) (*mq.Queue, error) {
+	if p.gone || p.dead.Load() {
+		return nil, noMember(int(p.id.PID))
+	}
+	q, err := p.queue()
+	if err != nil {
+		if errors.Is(err, mq.ErrNotFound) {
+			return nil, noMember(int(p.id.PID))
+		}
+		return nil, fmt.Errorf("alert: open inbox of PID %d: %w", p.id.PID, err)
+	}
+	return q, nil
 }
 
 // stackRecord is the size of records encoded on the stack (zeroed on every
 // call, so kept small); larger ones use a pooled buffer.
 const stackRecord = 192
 
-func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) error {
+// deliver sends one alert to p. rec, if not nil, is the alert already
+// encoded as a whole record (Broadcast encodes once for all members).
+func (g *Group) deliver(ctx context.Context, p *peer, name string, data, rec []byte) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if p.gone || p.dead.Load() {
-		return noMember(int(p.id.PID))
-	}
-	q, err := p.queue()
+	q, err := g.open(p)
 	if err != nil {
-		if errors.Is(err, mq.ErrNotFound) {
-			return noMember(int(p.id.PID))
-		}
-		return fmt.Errorf("alert: open inbox of PID %d: %w", p.id.PID, err)
+		return err
 	}
 	if raceEnabled && p.self {
 		g.selfSync.Add(1)
@@ -495,9 +639,12 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) 
 	}
 	var stack [stackRecord]byte
 	var b []byte
-	if size <= len(stack) {
+	switch {
+	case rec != nil:
+		b = rec
+	case size <= len(stack):
 		b = stack[:size]
-	} else {
+	default:
 		bp := g.bufs.Get().(*[]byte)
 		defer g.bufs.Put(bp)
 		if cap(*bp) < size {
@@ -505,7 +652,9 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data []byte) 
 		}
 		b = (*bp)[:size]
 	}
-	putRecord(b, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+	if rec == nil {
+		putRecord(b, recWhole, uint32(g.self.PID), g.self.Start, uint32(len(data)), 0, name, data)
+	}
 	if err := g.put(ctx, p, q, b, g.cfg.FullPolicy); err != nil {
 		return err
 	}
@@ -603,7 +752,7 @@ func (g *Group) receive() {
 	defer g.wg.Done()
 	hctx := context.WithValue(g.ctx, handlerCtxKey{}, g)
 	partials := make(map[proc.ID]*partial)
-	fn := func(msg []byte) { g.handleRecord(hctx, msg, partials) }
+	fn := func(msg []byte) { g.handleMessage(hctx, msg, partials) }
 	// A canceled context makes ReceiveBatch a non-blocking poll: it looks
 	// at the ring (and spins briefly) but never sleeps.
 	poll, stopPoll := context.WithCancel(context.Background())
@@ -664,20 +813,38 @@ func (g *Group) sweep(partials map[proc.ID]*partial) {
 	}
 }
 
-func (g *Group) handleRecord(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
+// handleMessage handles the records of one inbox message in order.
+func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
 	if raceEnabled {
 		g.selfSync.Load()
 	}
-	r, err := decodeRecord(msg)
-	if err != nil {
-		g.dropped.Add(1)
-		g.log.Error("alert: dropped record", "group", g.name, "err", err)
-		return
+	// Counted once per message: an atomic add per alert of a pack costs
+	// as much as the rest of its dispatch.
+	delivered := 0
+	defer func() { g.delivered.Add(uint64(delivered)) }()
+	var r record
+	for {
+		rest, err := decodeRecord(msg, &r)
+		if err != nil {
+			g.dropped.Add(1)
+			g.log.Error("alert: dropped record", "group", g.name, "err", err)
+			return
+		}
+		if g.handleRecord(ctx, &r, partials) {
+			delivered++
+		}
+		if len(rest) == 0 {
+			return
+		}
+		msg = rest
 	}
+}
+
+// handleRecord reports whether a handler ran.
+func (g *Group) handleRecord(ctx context.Context, r *record, partials map[proc.ID]*partial) bool {
 	sender := proc.ID{PID: int32(r.pid), Start: r.start}
 	if r.kind == recWhole {
-		g.dispatch(ctx, r.name, "", r.data, sender)
-		return
+		return g.dispatch(ctx, r.name, "", r.data, sender)
 	}
 	pa := partials[sender]
 	if r.offset == 0 {
@@ -691,31 +858,54 @@ func (g *Group) handleRecord(ctx context.Context, msg []byte, partials map[proc.
 		delete(partials, sender)
 		g.dropped.Add(1)
 		g.log.Warn("alert: dropped out-of-sequence chunk", "group", g.name, "sender", sender.PID, "offset", r.offset)
-		return
+		return false
 	}
 	pa.got += copy(pa.buf[pa.got:], r.data)
 	pa.last = time.Now()
 	if pa.got == len(pa.buf) {
 		delete(partials, sender)
-		g.dispatch(ctx, nil, pa.name, pa.buf, sender)
+		return g.dispatch(ctx, nil, pa.name, pa.buf, sender)
 	}
+	return false
+}
+
+// alertSlab is how many Alerts the receive goroutine allocates at once.
+// Every alert still gets a distinct *Alert (so a stale one can never Reply
+// for a later alert), but the allocation is paid once per slab.
+const alertSlab = 64
+
+// newAlert returns a fresh Alert. Only the receive goroutine calls it.
+func (g *Group) newAlert() *Alert {
+	if len(g.slab) == 0 {
+		g.slab = make([]Alert, alertSlab)
+	}
+	a := &g.slab[0]
+	g.slab = g.slab[1:]
+	return a
 }
 
 // dispatch runs the handler for one alert. name is either raw bytes from
 // the inbox (looked up without allocating) or, for reassembled alerts, sname.
-func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []byte, sender proc.ID) {
+func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []byte, sender proc.ID) bool {
 	t := g.handlers.load()
 	var e handlerEntry
 	var ok bool
-	if name != nil {
+	switch {
+	case name != nil && t == g.last.tab && string(name) == g.last.e.name:
+		// Alerts tend to come in runs of one name: skip hashing it.
+		e, ok = g.last.e, true
+	case name != nil:
 		e, ok = t.byName[string(name)]
-	} else {
+		if ok {
+			g.last.tab, g.last.e = t, e
+		}
+	default:
 		e, ok = t.byName[sname]
 	}
 	if !ok {
 		g.unmatched.Add(1)
 		if t.def == nil {
-			return
+			return false
 		}
 		e.fn = t.def
 		e.name = sname
@@ -723,10 +913,18 @@ func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []
 			e.name = string(name)
 		}
 	}
-	a := &Alert{Name: e.name, Data: data, Sender: int(sender.PID), senderStart: sender.Start, g: g}
+	var a *Alert
+	if name != nil {
+		a = g.newAlert()
+	} else {
+		// A reassembled alert gets an Alert of its own, so that no slab
+		// keeps its (possibly huge) buffer alive after the handler.
+		a = new(Alert)
+	}
+	a.Name, a.Data, a.Sender, a.senderStart, a.g = e.name, data, int(sender.PID), sender.Start, g
 	g.call(ctx, e.fn, a)
 	a.done.Store(true)
-	g.delivered.Add(1)
+	return true
 }
 
 func (g *Group) call(ctx context.Context, fn HandlerFunc, a *Alert) {

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -185,6 +186,106 @@ func TestOrderPerSenderUnderLoad(t *testing.T) {
 	}
 }
 
+// SendMany keeps the per-sender order across packs, alerts of every size
+// (small ones packed together, large ones chunked between them) and
+// senders, through an inbox small enough to fill again and again.
+func TestSendManyOrder(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	const senders, each = 2, 20000
+	var mu sync.Mutex
+	next := map[int]uint64{}
+	var errs []string
+	var total atomic.Int64
+	join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
+		"seq": func(ctx context.Context, a *Alert) {
+			n := binary.LittleEndian.Uint64(a.Data)
+			mu.Lock()
+			if n != next[a.Sender] && len(errs) < 10 {
+				errs = append(errs, fmt.Sprintf("sender %d: got %d want %d", a.Sender, n, next[a.Sender]))
+			}
+			if big := a.Data[8:]; n%50 == 49 && (len(big) != 3*MinInboxSize/4 || bytes.Count(big, []byte{byte(n)}) != len(big)) && len(errs) < 10 {
+				errs = append(errs, fmt.Sprintf("sender %d: large alert %d damaged (%d bytes)", a.Sender, n, len(big)))
+			}
+			next[a.Sender] = n + 1
+			mu.Unlock()
+			total.Add(1)
+		},
+	}})
+	for range senders {
+		startChild(t, group, "seqmany", each, 0)
+	}
+	waitFor(t, "all alerts", func() bool { return total.Load() == senders*each })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
+	}
+	if len(next) != senders {
+		t.Fatalf("alerts from %d senders, want %d", len(next), senders)
+	}
+}
+
+// Broadcast encodes an alert once for all members: each still gets it
+// whole, whether it fits one inbox message or goes in chunks.
+func TestBroadcastIntact(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	type got struct {
+		sender int
+		data   []byte
+	}
+	ch := make(chan got, 16)
+	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{
+		"digest": func(ctx context.Context, a *Alert) { ch <- got{a.Sender, bytes.Clone(a.Data)} },
+	}})
+	c1 := startChild(t, group, "echo", 0, 0)
+	c2 := startChild(t, group, "echo", 0, 0)
+	waitFor(t, "members", func() bool { return len(g.Members()) == 3 })
+	for _, size := range []int{1000, 3 << 20} {
+		data := make([]byte, size)
+		for i := range data {
+			data[i] = byte(i * 7)
+		}
+		if err := g.Broadcast(context.Background(), "digest", data); err != nil {
+			t.Fatal(err)
+		}
+		want := sha256.Sum256(data)
+		for range 3 {
+			r := recv(t, ch)
+			switch {
+			case r.sender == g.PID():
+				if !bytes.Equal(r.data, data) {
+					t.Errorf("size %d: own copy damaged", size)
+				}
+			case !bytes.Equal(r.data[:32], want[:]) || binary.LittleEndian.Uint64(r.data[32:]) != uint64(size):
+				t.Errorf("size %d: member %d got another alert", size, r.sender)
+			}
+		}
+	}
+	c1.stop(t)
+	c2.stop(t)
+}
+
+// SendMany checks every alert's limits before sending any.
+func TestSendManyLimits(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	var got atomic.Int64
+	g := join(t, group, &Config{Handlers: map[string]HandlerFunc{"ok": func(ctx context.Context, a *Alert) { got.Add(1) }}})
+	msgs := []Message{{Name: "ok"}, {Name: strings.Repeat("x", MaxName+1)}}
+	if n, err := g.SendMany(context.Background(), g.PID(), msgs); n != 0 || !errors.Is(err, ErrNameTooLong) {
+		t.Fatalf("SendMany = %d, %v; want 0, ErrNameTooLong", n, err)
+	}
+	if n, err := g.SendMany(context.Background(), 1<<30, msgs[:1]); n != 0 || !errors.Is(err, ErrNoMember) {
+		t.Fatalf("SendMany to a stranger = %d, %v; want 0, ErrNoMember", n, err)
+	}
+	if n, err := g.SendMany(context.Background(), g.PID(), []Message{{Name: "ok"}, {Name: "ok", Data: []byte("x")}}); n != 2 || err != nil {
+		t.Fatalf("SendMany = %d, %v; want 2, nil", n, err)
+	}
+	waitFor(t, "both alerts", func() bool { return got.Load() == 2 })
+}
+
 // A large alert is chunked through the 4 MiB inbox and arrives whole.
 func TestLargeAlertIntact(t *testing.T) {
 	checkLeaks(t)
@@ -296,11 +397,17 @@ func TestUnmatchedAndDefault(t *testing.T) {
 	g.Handle("stranger", func(ctx context.Context, a *Alert) { named <- a.Name })
 	g.Send(ctx, g.PID(), "stranger", nil)
 	recv(t, named)
+	// A replaced handler takes effect for the next alert of the name,
+	// even though the receiver remembers its last lookup.
+	replaced := make(chan string, 1)
+	g.Handle("stranger", func(ctx context.Context, a *Alert) { replaced <- a.Name })
+	g.Send(ctx, g.PID(), "stranger", nil)
+	recv(t, replaced)
 	g.Handle("stranger", nil)
 	g.Send(ctx, g.PID(), "stranger", nil)
 	recv(t, names)
 	// Delivered is counted when the handler returns, just after it sent on the channel.
-	waitFor(t, "3 unmatched, 3 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 3 })
+	waitFor(t, "3 unmatched, 4 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 4 })
 }
 
 // Reply is only possible while the handler runs.
@@ -401,12 +508,23 @@ func TestKillMidSend(t *testing.T) {
 		time.Sleep(time.Duration(i) * time.Millisecond)
 		s.kill()
 
-		// A receiver killed while we send to it.
+		// A receiver killed while we send to it: with Send in even rounds,
+		// with SendMany (packs of 8) in odd ones.
 		r := startChild(t, group, "echo", 0, MinInboxSize)
 		errc := make(chan error, 1)
+		many := make([]Message, 8)
+		for k := range many {
+			many[k] = Message{Name: "ping", Data: make([]byte, 512)}
+		}
 		go func() {
 			for {
-				if err := g.Send(context.Background(), r.pid, "ping", make([]byte, 512)); err != nil {
+				var err error
+				if i%2 == 0 {
+					err = g.Send(context.Background(), r.pid, "ping", make([]byte, 512))
+				} else {
+					_, err = g.SendMany(context.Background(), r.pid, many)
+				}
+				if err != nil {
 					errc <- err
 					return
 				}

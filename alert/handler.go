@@ -27,6 +27,12 @@ type Alert struct {
 	done        atomic.Bool
 }
 
+// Message is an alert to send with SendMany.
+type Message struct {
+	Name string
+	Data []byte
+}
+
 // Reply sends an alert back to the sender of a, like ngx.ipc.reply. It may
 // only be called while the handler that received a runs (from that handler
 // or a goroutine it waits for); afterwards it returns ErrNotInHandler. A

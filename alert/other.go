@@ -25,6 +25,11 @@ func (g *Group) Send(ctx context.Context, pid int, name string, data []byte) err
 	return errUnsupported
 }
 
+// SendMany returns an error on systems other than Linux.
+func (g *Group) SendMany(ctx context.Context, pid int, msgs []Message) (int, error) {
+	return 0, errUnsupported
+}
+
 // Broadcast returns an error on systems other than Linux.
 func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 	return errUnsupported

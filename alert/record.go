@@ -7,8 +7,11 @@ import (
 
 // An alert travels through the destination's inbox as one record, or, when
 // it is larger than the inbox's biggest message, as a sequence of chunk
-// records that the receiver reassembles. Every record has the same 24-byte
-// little-endian header (documented in docs/alert.md):
+// records that the receiver reassembles. An inbox message holds either one
+// chunk record or one or more whole records back to back (SendMany packs
+// many small alerts into one message, so that their cost in the shared
+// ring is paid once). Every record has the same 24-byte little-endian
+// header (documented in docs/alert.md):
 //
 //	0   u8   kind: recWhole or recChunk
 //	1   u8   name length n (<= MaxName)
@@ -55,13 +58,15 @@ func putRecord(b []byte, kind uint8, pid uint32, start uint64, total, offset uin
 	copy(b[headerSize+n:], data)
 }
 
-// decodeRecord parses one record. It never allocates; the returned slices
-// alias b. Every length is checked against b before use, so a corrupt or
-// hostile record yields ErrMalformed, never a panic or a huge allocation.
-func decodeRecord(b []byte) (record, error) {
-	var r record
+// decodeRecord parses the record at the start of b into r and returns the
+// bytes after it: more whole records, or nothing (a chunk record is always
+// alone in its message). It never allocates; r's slices alias b. Every
+// length is checked against b before use, so a corrupt or hostile record
+// yields ErrMalformed, never a panic or a huge allocation. It fills r in
+// place because it runs once per received alert.
+func decodeRecord(b []byte, r *record) (rest []byte, err error) {
 	if len(b) < headerSize {
-		return r, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
 	}
 	r.kind = b[0]
 	n := int(b[1])
@@ -69,29 +74,40 @@ func decodeRecord(b []byte) (record, error) {
 	r.start = binary.LittleEndian.Uint64(b[8:])
 	r.total = binary.LittleEndian.Uint32(b[16:])
 	r.offset = binary.LittleEndian.Uint32(b[20:])
+	end := headerSize + n + int(r.total) // cannot overflow: n < 256, total < 2^32
+	// The common case, one valid whole record, is tested in one branch;
+	// malformed says what is wrong with anything else.
+	if r.kind == recWhole && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && r.offset == 0 && len(b) >= end {
+		r.name = b[headerSize : headerSize+n]
+		r.data = b[headerSize+n : end]
+		return b[end:], nil
+	}
+	if r.kind == recChunk && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && len(b) > headerSize+n &&
+		uint64(r.offset)+uint64(len(b)-headerSize-n) <= uint64(r.total) {
+		r.name = b[headerSize : headerSize+n]
+		r.data = b[headerSize+n:]
+		return nil, nil
+	}
+	return nil, malformed(b, r, n)
+}
+
+// malformed explains why the record header r, read from b, was refused.
+func malformed(b []byte, r *record, n int) error {
 	switch {
 	case r.kind != recWhole && r.kind != recChunk:
-		return r, fmt.Errorf("%w: unknown kind %d", ErrMalformed, r.kind)
+		return fmt.Errorf("%w: unknown kind %d", ErrMalformed, r.kind)
 	case b[2] != 0 || b[3] != 0:
-		return r, fmt.Errorf("%w: reserved bytes not zero", ErrMalformed)
+		return fmt.Errorf("%w: reserved bytes not zero", ErrMalformed)
 	case n > MaxName:
-		return r, fmt.Errorf("%w: name length %d exceeds %d", ErrMalformed, n, MaxName)
+		return fmt.Errorf("%w: name length %d exceeds %d", ErrMalformed, n, MaxName)
 	case int64(r.total) > MaxData:
-		return r, fmt.Errorf("%w: data length %d exceeds %d", ErrMalformed, r.total, int64(MaxData))
+		return fmt.Errorf("%w: data length %d exceeds %d", ErrMalformed, r.total, int64(MaxData))
 	case len(b) < headerSize+n:
-		return r, fmt.Errorf("%w: name of %d bytes overruns a %d-byte record", ErrMalformed, n, len(b))
+		return fmt.Errorf("%w: name of %d bytes overruns a %d-byte record", ErrMalformed, n, len(b))
 	}
-	r.name = b[headerSize : headerSize+n]
-	r.data = b[headerSize+n:]
-	switch r.kind {
-	case recWhole:
-		if r.offset != 0 || uint64(len(r.data)) != uint64(r.total) {
-			return r, fmt.Errorf("%w: whole alert carries %d data bytes at offset %d, header says %d", ErrMalformed, len(r.data), r.offset, r.total)
-		}
-	case recChunk:
-		if len(r.data) == 0 || uint64(r.offset)+uint64(len(r.data)) > uint64(r.total) {
-			return r, fmt.Errorf("%w: chunk of %d bytes at offset %d overruns an alert of %d bytes", ErrMalformed, len(r.data), r.offset, r.total)
-		}
+	data := len(b) - headerSize - n
+	if r.kind == recWhole {
+		return fmt.Errorf("%w: whole alert carries %d data bytes at offset %d, header says %d", ErrMalformed, data, r.offset, r.total)
 	}
-	return r, nil
+	return fmt.Errorf("%w: chunk of %d bytes at offset %d overruns an alert of %d bytes", ErrMalformed, data, r.offset, r.total)
 }

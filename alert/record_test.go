@@ -3,6 +3,7 @@ package alert
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -30,13 +31,17 @@ func TestRecordRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			b := encode(tt.kind, 4242, 987654321, tt.total, tt.offset, tt.alert, tt.data)
-			r, err := decodeRecord(b)
+			var r record
+			rest, err := decodeRecord(b, &r)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if r.kind != tt.kind || r.pid != 4242 || r.start != 987654321 || r.total != tt.total || r.offset != tt.offset ||
 				string(r.name) != tt.alert || !bytes.Equal(r.data, tt.data) {
 				t.Fatalf("decoded %+v", r)
+			}
+			if len(rest) != 0 {
+				t.Fatalf("%d bytes left over", len(rest))
 			}
 		})
 	}
@@ -55,7 +60,6 @@ func TestRecordMalformed(t *testing.T) {
 		{"name overruns", func() []byte { b := bytes.Clone(good); b[1] = 200; return b }()},
 		{"name too long", func() []byte { b := bytes.Clone(good); b[1] = 255; return b }()},
 		{"data shorter than header says", good[:len(good)-1]},
-		{"data longer than header says", append(bytes.Clone(good), 'x')},
 		{"whole with offset", encode(recWhole, 1, 2, 3, 1, "n", []byte("abc"))},
 		{"chunk past end", encode(recChunk, 1, 2, 10, 8, "n", []byte("abc"))},
 		{"empty chunk", encode(recChunk, 1, 2, 10, 0, "n", nil)},
@@ -63,7 +67,7 @@ func TestRecordMalformed(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := decodeRecord(tt.b); !errors.Is(err, ErrMalformed) {
+			if _, err := decodeRecord(tt.b, new(record)); !errors.Is(err, ErrMalformed) {
 				t.Fatalf("got %v, want ErrMalformed", err)
 			}
 		})
@@ -117,6 +121,39 @@ func TestNoMemberText(t *testing.T) {
 	}
 }
 
+// TestRecordPacked decodes several whole records from one inbox message,
+// as SendMany packs them, and rejects a truncated last one.
+func TestRecordPacked(t *testing.T) {
+	var msg []byte
+	want := []string{"", "a", "hello", strings.Repeat("z", 300)}
+	for i, d := range want {
+		msg = append(msg, encode(recWhole, uint32(i), 9, uint32(len(d)), 0, "n", []byte(d))...)
+	}
+	var got []string
+	for b := msg; len(b) > 0; {
+		var r record
+		rest, err := decodeRecord(b, &r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if int(r.pid) != len(got) {
+			t.Fatalf("record %d has pid %d", len(got), r.pid)
+		}
+		got = append(got, string(r.data))
+		b = rest
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	rest, err := decodeRecord(msg[:len(msg)-1], new(record))
+	for err == nil && len(rest) > 0 {
+		rest, err = decodeRecord(rest, new(record))
+	}
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("truncated pack: got %v, want ErrMalformed", err)
+	}
+}
+
 // FuzzRecord checks that the decoder never panics, never returns slices
 // outside its input, and that what it accepts re-encodes to the same bytes.
 func FuzzRecord(f *testing.F) {
@@ -124,16 +161,21 @@ func FuzzRecord(f *testing.F) {
 	f.Add(encode(recChunk, 7, 8, 1000, 10, "big", []byte("part")))
 	f.Add(encode(recWhole, 1, 2, 0, 0, "", nil))
 	f.Add([]byte{1, 255, 0, 0})
+	f.Add(append(encode(recWhole, 1, 2, 1, 0, "a", []byte("x")), encode(recWhole, 1, 2, 2, 0, "b", []byte("yz"))...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeRecord(b)
+		var r record
+		rest, err := decodeRecord(b, &r)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
 		}
+		if r.kind == recChunk && rest != nil {
+			t.Fatalf("chunk record followed by %d bytes", len(rest))
+		}
 		again := encode(r.kind, r.pid, r.start, r.total, r.offset, string(r.name), r.data)
-		if !bytes.Equal(again, b) {
+		if !bytes.Equal(again, b[:len(b)-len(rest)]) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", again, b)
 		}
 	})

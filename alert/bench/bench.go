@@ -34,7 +34,18 @@ type Config struct {
 	Duration time.Duration // measured time, after Warmup
 	Warmup   time.Duration // skipped at the start (default 100ms)
 	Spin     time.Duration // members' alert.Config.Spin
+	// Batch is how many alerts a member hands to each destination per
+	// call in AllToAll: 0 means DefaultBatch, 1 means one Send per alert,
+	// more means one SendMany of that many. Every alert is still in the
+	// destination's inbox when the call returns; only the per-call cost
+	// is shared.
+	Batch int
 }
+
+// DefaultBatch is the Config.Batch used when it is zero: enough for
+// SendMany to pay the shared ring's per-message cost once per few
+// kilobytes of small alerts.
+const DefaultBatch = 256
 
 // Spawn starts one member process, which must call Member with the group
 // and spin it is given. The returned command has been started; its stdin
@@ -136,6 +147,9 @@ func defaults(cfg *Config) {
 	if cfg.Warmup == 0 {
 		cfg.Warmup = 100 * time.Millisecond
 	}
+	if cfg.Batch <= 0 {
+		cfg.Batch = DefaultBatch
+	}
 }
 
 // AllToAll runs cfg.Members processes that each send cfg.Size-byte alerts
@@ -154,6 +168,7 @@ func AllToAll(ctx context.Context, cfg Config, spawn Spawn) (Result, error) {
 	order := binary.LittleEndian.AppendUint64(nil, uint64(cfg.Warmup))
 	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Duration))
 	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Size))
+	order = binary.LittleEndian.AppendUint64(order, uint64(cfg.Batch))
 	for _, pid := range c.others() {
 		if err := c.g.Send(ctx, pid, "all", order); err != nil {
 			return Result{}, err
@@ -233,6 +248,7 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 			warmup := time.Duration(binary.LittleEndian.Uint64(a.Data))
 			d := time.Duration(binary.LittleEndian.Uint64(a.Data[8:]))
 			size := int(binary.LittleEndian.Uint64(a.Data[16:]))
+			batch := int(binary.LittleEndian.Uint64(a.Data[24:]))
 			coordinator := a.Sender
 			wg.Add(2)
 			t0 := time.Now()
@@ -247,9 +263,21 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 					}
 				}
 				data := make([]byte, size)
+				if batch <= 1 {
+					for sctx.Err() == nil {
+						for _, pid := range targets {
+							g.Send(sctx, pid, "b", data)
+						}
+					}
+					return
+				}
+				msgs := make([]alert.Message, batch)
+				for i := range msgs {
+					msgs[i] = alert.Message{Name: "b", Data: data}
+				}
 				for sctx.Err() == nil {
 					for _, pid := range targets {
-						g.Send(sctx, pid, "b", data)
+						g.SendMany(sctx, pid, msgs)
 					}
 				}
 			}()

@@ -34,27 +34,31 @@ func benchDuration(b *testing.B) time.Duration {
 
 // BenchmarkAllToAll reports alerts delivered per second when every member
 // process sends to every other as fast as it can. One iteration is one
-// whole run; the metric is what matters.
+// whole run; the metric is what matters. batch=1 sends each alert with
+// Send; batch=256 hands 256 at a time to each destination with SendMany.
 func BenchmarkAllToAll(b *testing.B) {
 	for _, members := range []int{2, 5, 20} {
 		for _, size := range []int{10, 10 << 10} {
-			b.Run(fmt.Sprintf("members=%d/size=%d", members, size), func(b *testing.B) {
-				var rate float64
-				for i := range b.N {
-					r, err := AllToAll(context.Background(), Config{
-						Group:    fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), members, size, i),
-						Members:  members,
-						Size:     size,
-						Duration: benchDuration(b),
-					}, spawn)
-					if err != nil {
-						b.Fatal(err)
+			for _, batch := range []int{1, DefaultBatch} {
+				b.Run(fmt.Sprintf("members=%d/size=%d/batch=%d", members, size, batch), func(b *testing.B) {
+					var rate float64
+					for i := range b.N {
+						r, err := AllToAll(context.Background(), Config{
+							Group:    fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), members, size, i),
+							Members:  members,
+							Size:     size,
+							Duration: benchDuration(b),
+							Batch:    batch,
+						}, spawn)
+						if err != nil {
+							b.Fatal(err)
+						}
+						rate += r.Rate()
 					}
-					rate += r.Rate()
-				}
-				b.ReportMetric(rate/float64(b.N), "alerts/s")
-				b.ReportMetric(0, "ns/op")
-			})
+					b.ReportMetric(rate/float64(b.N), "alerts/s")
+					b.ReportMetric(0, "ns/op")
+				})
+			}
 		}
 	}
 }
@@ -91,14 +95,16 @@ func BenchmarkRoundTrip(b *testing.B) {
 // TestAllToAllSmoke runs the harness briefly, so that it is known to work
 // without running benchmarks.
 func TestAllToAllSmoke(t *testing.T) {
-	r, err := AllToAll(context.Background(), Config{
-		Group: fmt.Sprintf("smoke%d", os.Getpid()), Members: 2, Size: 10, Duration: 200 * time.Millisecond,
-	}, spawn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Delivered == 0 {
-		t.Fatal("nothing delivered")
+	for _, batch := range []int{1, 0} {
+		r, err := AllToAll(context.Background(), Config{
+			Group: fmt.Sprintf("smoke%d-%d", os.Getpid(), batch), Members: 2, Size: 10, Duration: 200 * time.Millisecond, Batch: batch,
+		}, spawn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Delivered == 0 {
+			t.Fatalf("batch %d: nothing delivered", batch)
+		}
 	}
 	l, err := RoundTrip(context.Background(), Config{
 		Group: fmt.Sprintf("smokertt%d", os.Getpid()), Size: 10, Duration: 200 * time.Millisecond,
