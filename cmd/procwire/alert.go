@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"flag"
 	"fmt"
@@ -27,7 +28,7 @@ const alertUsage = `send|broadcast|listen|members|bench --group G [flags]
   broadcast --group G --name NAME [--data TEXT]           send to every member, this one included
   listen    --group G [--count N]                         join and print every alert: "PID NAME DATA"
   members   --group G                                     list the members without joining
-  bench     --group G [--members N] [--size BYTES] [--duration D] [--rtt] [--spin D]
+  bench     --group G [--members N] [--size BYTES] [--duration D] [--batch N] [--rtt] [--spin D]
             all-to-all alerts/s between N member processes, or (--rtt) Send+Reply round trip`
 
 func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -112,13 +113,14 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		duration := fs.Duration("duration", 3*time.Second, "measured time (after a 100ms warm-up)")
 		rtt := fs.Bool("rtt", false, "measure Send+Reply round trip between 2 members instead")
 		spin := fs.Duration("spin", 0, "receivers' spin before sleeping (0: default, negative: off)")
+		batch := fs.Int("batch", 0, "alerts per call to each destination: 1 means one Send per alert, N>1 one SendMany of N (0: 256)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		if *group == "" {
 			*group = fmt.Sprintf("bench-%d", os.Getpid())
 		}
-		cfg := bench.Config{Group: *group, Members: *members, Size: *size, Duration: *duration, Spin: *spin}
+		cfg := bench.Config{Group: *group, Members: *members, Size: *size, Duration: *duration, Spin: *spin, Batch: *batch}
 		spawn := bench.SelfSpawn("alert", "bench-member")
 		if *rtt {
 			l, err := bench.RoundTrip(ctx, cfg, spawn)
@@ -133,8 +135,12 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "all-to-all, %d members, %d-byte alerts: %.0f alerts/s delivered (%d in %v)\n",
-			r.Members, r.Size, r.Rate(), r.Delivered, r.Elapsed)
+		how := "one Send per alert"
+		if b := cmp.Or(*batch, bench.DefaultBatch); b > 1 {
+			how = fmt.Sprintf("SendMany of %d per destination", b)
+		}
+		fmt.Fprintf(stdout, "all-to-all, %d members, %d-byte alerts, %s: %.0f alerts/s delivered (%d in %v)\n",
+			r.Members, r.Size, how, r.Rate(), r.Delivered, r.Elapsed)
 		return nil
 	case "bench-member": // started by bench
 		return bench.MemberFromEnv(ctx)
