@@ -231,7 +231,7 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	defer t.mu.Unlock()
 	c := t.clock()
 	t.sweep(&c, 2)
-	old := t.find(key, h)
+	old, link := t.findLink(key, h)
 	live := old != 0 && !t.expired(old, &c)
 	switch {
 	case mode == modeAdd && live:
@@ -249,12 +249,17 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	if o == 0 {
 		return forcible, ErrNoMemory
 	}
+	if old != 0 {
+		// newItemReplacing found room without evicting, so the chain
+		// and link are as findLink left them.
+		t.fillItem(o, key, h, v.typ, vlen, flags, ttlMillis(ttl, &c))
+		t.putValue(o, v)
+		t.replace(o, old, link)
+		return forcible, nil
+	}
 	t.writeItem(o, key, h, v.typ, vlen, flags, ttlMillis(ttl, &c))
 	t.putValue(o, v)
 	t.commit(o)
-	if old != 0 {
-		t.removeHashed(old, h)
-	}
 	return forcible, nil
 }
 
