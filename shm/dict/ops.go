@@ -19,6 +19,7 @@ type Dict struct {
 	name   string
 	closed atomic.Bool
 	unmap  func() error // releases the mapping; nil over plain memory
+	peek   bool         // reads try table.peek before taking the lock
 }
 
 // newDict wires a Dict over a validated region, with lockAt giving the
@@ -59,10 +60,15 @@ func (d *Dict) lockKey(key string) (*table, uint64, error) {
 	if d.closed.Load() {
 		return nil, 0, ErrClosed
 	}
-	h := hashKey(key)
-	t := &d.shards[shardOf(h)&d.mask]
+	t, h := d.shardOf(key)
 	t.lock()
 	return t, h, nil
+}
+
+// shardOf returns the shard of key and the key's hash.
+func (d *Dict) shardOf(key string) (*table, uint64) {
+	h := hashKey(key)
+	return &d.shards[shardOf(h)&d.mask], h
 }
 
 // eachShard runs fn on every shard under its lock, stopping at an error.
@@ -92,6 +98,13 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return Value{}, 0, err
 	}
+	if d.peek && !d.closed.Load() {
+		var scratch [64]byte
+		t, h := d.shardOf(key)
+		if raw, typ, flags, ok := t.peek(key, h, scratch[:0]); ok {
+			return decodeRaw(typ, raw), flags, nil
+		}
+	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
 		return Value{}, 0, err
@@ -111,6 +124,15 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 func (d *Dict) GetBytes(key string, buf []byte) ([]byte, Type, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return buf, TypeNil, 0, err
+	}
+	if d.peek && !d.closed.Load() {
+		t, h := d.shardOf(key)
+		if out, typ, flags, ok := t.peek(key, h, buf); ok {
+			if typ != TypeString {
+				out = decodeRaw(typ, out[len(buf):]).AppendText(buf)
+			}
+			return out, typ, flags, nil
+		}
 	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
