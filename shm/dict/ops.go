@@ -99,10 +99,12 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 		return Value{}, 0, err
 	}
 	if d.peek && !d.closed.Load() {
-		var scratch [64]byte
 		t, h := d.shardOf(key)
-		if raw, typ, flags, ok := t.peek(key, h, scratch[:0]); ok {
-			return decodeRaw(typ, raw), flags, nil
+		var p peeked
+		if t.peek(key, h, &p) {
+			if v, ok := t.peekValue(&p); ok {
+				return v, p.flags, nil
+			}
 		}
 	}
 	t, h, err := d.lockKey(key)
@@ -127,11 +129,16 @@ func (d *Dict) GetBytes(key string, buf []byte) ([]byte, Type, uint32, error) {
 	}
 	if d.peek && !d.closed.Load() {
 		t, h := d.shardOf(key)
-		if out, typ, flags, ok := t.peek(key, h, buf); ok {
-			if typ != TypeString {
-				out = decodeRaw(typ, out[len(buf):]).AppendText(buf)
+		var p peeked
+		if t.peek(key, h, &p) {
+			if p.typ == TypeString {
+				out := append(buf, t.data[p.vo:p.vo+uint64(p.vlen)]...)
+				if t.still(&p) {
+					return out, p.typ, p.flags, nil
+				}
+			} else if v, ok := t.peekValue(&p); ok {
+				return v.AppendText(buf), p.typ, p.flags, nil
 			}
-			return out, typ, flags, nil
 		}
 	}
 	t, h, err := d.lockKey(key)

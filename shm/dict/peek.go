@@ -46,30 +46,45 @@ func (t *table) peekOK(o uint32) bool {
 	return o >= t.heap && o-t.heap < t.heapLen && (o-t.heap)%64 == 0
 }
 
-// load64 is an atomic load of the aligned little-endian word at o.
+// load64 is an atomic load of the aligned word at o. Like peek, it reads
+// shared memory as the little-endian host it runs on (peekReads).
 func (t *table) load64(o uint32) uint64 {
-	_ = t.data[o+7]
-	v := atomic.LoadUint64((*uint64)(unsafe.Pointer(&t.data[o])))
-	var b [8]byte
-	binary.NativeEndian.PutUint64(b[:], v)
-	return binary.LittleEndian.Uint64(b[:])
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&t.data[o : o+8][0])))
 }
 
-// peek appends the stored bytes of key's value to buf without taking the
-// lock, and returns them with the value's type and flags; ok is false if
-// the caller must take the lock instead (buf is then returned unchanged).
-func (t *table) peek(key string, h uint64, buf []byte) (out []byte, typ Type, flags uint32, ok bool) {
+// state is an atomic load of the state byte of the chunk at o (the second
+// byte of the aligned word at o, on a little-endian host).
+func (t *table) state(o uint32) uint8 {
+	return uint8(atomic.LoadUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0]))) >> (8 * chState))
+}
+
+// peeked is an item found by peek: where its value is and what the
+// caller must check again (with still) after copying it.
+type peeked struct {
+	o     uint32
+	seq   uint64
+	vo    uint64
+	vlen  uint32
+	typ   Type
+	flags uint32
+}
+
+// peek finds key's item without taking the lock and describes it in *p;
+// it returns false if the caller must take the lock instead. The value may
+// be copied out of t.data[p.vo:p.vo+p.vlen], then kept only if still(p)
+// holds.
+func (t *table) peek(key string, h uint64, p *peeked) bool {
 	h32 := uint32(h >> 32)
 	klen := uint32(len(key))
 	o := t.u32(t.bucket(h))
 	for range peekMaxChain {
 		if o == 0 || !t.peekOK(o) {
-			return buf, 0, 0, false
+			return false
 		}
 		seq := t.load64(o + chSeq)
 		c := t.hdr(o)
 		if c[chState] != stateLive {
-			return buf, 0, 0, false
+			return false
 		}
 		if get32(c, chHash) != h32 || get32(c, chKeyLen) != klen {
 			o = get32(c, chHNext)
@@ -80,36 +95,36 @@ func (t *table) peek(key string, h uint64, buf []byte) (out []byte, typ Type, fl
 			o = get32(c, chHNext)
 			continue
 		}
-		typ, flags = Type(c[chType]), get32(c, chFlags)
-		vlen := get32(c, chValLen)
-		vo := uint64(o) + uint64(align8(chKey+klen))
-		if c[chRef] == 0 || typ < TypeString || typ > TypeBool ||
-			binary.LittleEndian.Uint64(c[chExpire:]) != 0 || vo+uint64(vlen) > uint64(len(t.data)) {
+		*p = peeked{o: o, seq: seq, vo: uint64(o) + uint64(align8(chKey+klen)),
+			vlen: get32(c, chValLen), typ: Type(c[chType]), flags: get32(c, chFlags)}
+		if c[chRef] == 0 || p.typ < TypeString || p.typ > TypeBool ||
+			binary.LittleEndian.Uint64(c[chExpire:]) != 0 || p.vo+uint64(p.vlen) > uint64(len(t.data)) ||
+			p.typ == TypeNumber && (p.vlen != 8 || p.vo%8 != 0) || p.typ == TypeBool && p.vlen != 1 {
 			// Marking, expiry and the rest need the lock.
-			return buf, 0, 0, false
+			return false
 		}
-		out = append(buf, t.data[vo:vo+uint64(vlen)]...)
-		if c[chState] != stateLive || t.load64(o+chSeq) != seq {
-			return buf, 0, 0, false
-		}
-		return out, typ, flags, true
+		return true
 	}
-	return buf, 0, 0, false
+	return false
 }
 
-// decodeRaw decodes the stored bytes of a scalar value of type typ.
-func decodeRaw(typ Type, raw []byte) Value {
-	switch typ {
-	case TypeNumber:
-		if len(raw) == 8 {
-			return Value{typ: TypeNumber, num: math.Float64frombits(binary.LittleEndian.Uint64(raw))}
-		}
-	case TypeBool:
-		if len(raw) == 1 {
-			return Value{typ: TypeBool, num: float64(raw[0])}
-		}
+// still reports whether the item peek found is still the same live item,
+// so that what was copied from it in between is its value.
+func (t *table) still(p *peeked) bool {
+	return t.state(p.o) == stateLive && t.load64(p.o+chSeq) == p.seq
+}
+
+// peekValue reads a scalar value found by peek; ok as for still.
+func (t *table) peekValue(p *peeked) (v Value, ok bool) {
+	switch p.typ {
 	case TypeString:
-		return Value{typ: TypeString, str: string(raw)}
+		b := make([]byte, p.vlen)
+		copy(b, t.data[p.vo:])
+		v = Value{typ: TypeString, str: unsafe.String(unsafe.SliceData(b), len(b))}
+	case TypeNumber:
+		v = Value{typ: TypeNumber, num: math.Float64frombits(t.load64(uint32(p.vo)))}
+	case TypeBool:
+		v = Value{typ: TypeBool, num: float64(t.data[p.vo])}
 	}
-	return Value{}
+	return v, t.still(p)
 }

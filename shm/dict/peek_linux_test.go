@@ -112,3 +112,24 @@ func TestReadsDuringWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkGetValue is Get (a Value out, the string copied) of 100-byte
+// values: one allocation per call, lock-free or not.
+func BenchmarkGetValue(b *testing.B) {
+	d, err := Open(testName(b), 64<<20, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	keys := benchKeys(1024)
+	for _, k := range keys {
+		d.Set(k, benchValue, 0, 0)
+		d.Get(k)
+	}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if v, _, err := d.Get(keys[i&1023]); err != nil || v.Type() != TypeString {
+			b.Fatal(v, err)
+		}
+	}
+}
