@@ -14,8 +14,12 @@
 //
 // # Guarantees
 //
-// Each method is atomic: it runs under a cross-process lock (shm.Mutex).
-// Atomicity does not extend across calls. A large dictionary is split by
+// Each method is atomic: it runs under a cross-process lock (shm.Mutex),
+// except that on amd64 Get and GetBytes first try to read the item without
+// it, and return what they read only if the item provably stayed the same
+// live item throughout (else they take the lock): reads then write no
+// shared memory, so processes reading the same shard do not pass its lock
+// between their cores. Atomicity does not extend across calls. A large dictionary is split by
 // key hash into shards (Options.Shards; by default one per 4 MiB, at most
 // 16), each with its own lock, so that processes working on different keys
 // run in parallel; LRU order and eviction are then per shard, and an item
@@ -67,8 +71,9 @@
 // the list pushes never evict.
 //
 // Eviction is least recently used first, approximated the CLOCK way: a
-// write puts its item at the head of the LRU list, a read only marks the
-// item referenced (OpenResty moves it to the head, which makes every read
+// write of a new key puts its item at the head of the LRU list, a write
+// over an existing item puts the new item in the old one's place, marked
+// referenced, and a read only marks the item referenced (OpenResty moves it to the head, which makes every read
 // write to four items), and eviction gives a referenced tail item a second
 // pass at the head instead of evicting it. Items never read go in the
 // order they were written; items read since they were last at the head

@@ -12,7 +12,7 @@ import (
 // specification and must change with it. All integers are little-endian,
 // all references are byte offsets from the start of the region (0 = none).
 const (
-	layoutVersion = 1
+	layoutVersion = 2
 
 	// region header: the dictionary is split into shards, each a table
 	// with its own lock, so that processes working on different keys do
@@ -31,26 +31,31 @@ const (
 	shardMagic = 0x3154434944575250 // "PRWDICT1" read as a little-endian uint64
 
 	// header
-	offMagic      = 0   // u64
-	offVersion    = 8   // u32
-	offHdrSize    = 12  // u32
-	offCapacity   = 16  // u64: length of the region
-	offNBuckets   = 24  // u32: power of two
-	offBuckets    = 28  // u32: offset of the bucket array (u32 per bucket)
-	offHeap       = 32  // u32: offset of the heap (64-byte aligned)
-	offHeapLen    = 36  // u32
-	offMaxClass   = 40  // u32: largest chunk class the heap can hold
-	offMutex      = 64  // 64 bytes: the shm.Mutex
+	offMagic    = 0  // u64
+	offVersion  = 8  // u32
+	offHdrSize  = 12 // u32
+	offCapacity = 16 // u64: length of the region
+	offNBuckets = 24 // u32: power of two
+	offBuckets  = 28 // u32: offset of the bucket array (u32 per bucket)
+	offHeap     = 32 // u32: offset of the heap (64-byte aligned)
+	offHeapLen  = 36 // u32
+	offMaxClass = 40 // u32: largest chunk class the heap can hold
+	offMutex    = 64 // 64 bytes: the shm.Mutex
+	// The cache line 128–191 holds everything a store of a small item
+	// reads or writes besides the lock, so that a store by a process
+	// that did not hold the shard last pulls one line of it across, not
+	// three: the LRU ends, the sequence number, the free byte count, the
+	// TTL item count and the free lists of classes 0–7 (up to 8 KiB).
 	offLRUHead    = 128 // u32: most recently used item
 	offLRUTail    = 132 // u32: least recently used item
 	offSeq        = 136 // u64: last write sequence number
-	offItems      = 144 // u64: live (committed) items, expired ones included
-	offFreeBytes  = 152 // u64: bytes in free chunks
-	offEvictions  = 160 // u64: live items evicted to make room
-	offRecoveries = 168 // u64: index rebuilds after a lock holder died
-	offResets     = 176 // u64: times the heap was unreadable and wiped
-	offTTLItems   = 184 // u64: items with an expiry (0: stores skip the expiry sweep)
-	offFreeLists  = 192 // u32 × numClasses: free-list heads per class
+	offFreeBytes  = 144 // u64: bytes in free chunks
+	offTTLItems   = 152 // u64: items with an expiry (0: stores skip the expiry sweep)
+	offFreeLists  = 160 // u32 × numClasses: free-list heads per class
+	offItems      = 264 // u64: live (committed) items, expired ones included
+	offEvictions  = 272 // u64: live items evicted to make room
+	offRecoveries = 280 // u64: index rebuilds after a lock holder died
+	offResets     = 288 // u64: times the heap was unreadable and wiped
 	offDropped    = 296 // u64: malformed items dropped by rebuilds
 	hdrSize       = 320
 

@@ -67,6 +67,7 @@ func attach(name string, seg *shm.Segment, err error, opts *Options) (*Dict, err
 		// The lock word is the first 8 bytes of a shm.Mutex (docs/shm.md).
 		t.word = (*uint64)(unsafe.Pointer(&t.data[offMutex]))
 	}
+	d.peek = peekReads
 	d.unmap = seg.Close
 	return d, nil
 }

@@ -19,6 +19,7 @@ type Dict struct {
 	name   string
 	closed atomic.Bool
 	unmap  func() error // releases the mapping; nil over plain memory
+	peek   bool         // reads try table.peek before taking the lock
 }
 
 // newDict wires a Dict over a validated region, with lockAt giving the
@@ -59,10 +60,15 @@ func (d *Dict) lockKey(key string) (*table, uint64, error) {
 	if d.closed.Load() {
 		return nil, 0, ErrClosed
 	}
-	h := hashKey(key)
-	t := &d.shards[shardOf(h)&d.mask]
+	t, h := d.shardOf(key)
 	t.lock()
 	return t, h, nil
+}
+
+// shardOf returns the shard of key and the key's hash.
+func (d *Dict) shardOf(key string) (*table, uint64) {
+	h := hashKey(key)
+	return &d.shards[shardOf(h)&d.mask], h
 }
 
 // eachShard runs fn on every shard under its lock, stopping at an error.
@@ -92,6 +98,15 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return Value{}, 0, err
 	}
+	if d.peek && !d.closed.Load() {
+		t, h := d.shardOf(key)
+		var p peeked
+		if t.peek(key, h, &p) {
+			if v, ok := t.peekValue(&p); ok {
+				return v, p.flags, nil
+			}
+		}
+	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
 		return Value{}, 0, err
@@ -111,6 +126,20 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 func (d *Dict) GetBytes(key string, buf []byte) ([]byte, Type, uint32, error) {
 	if err := checkKey(key); err != nil {
 		return buf, TypeNil, 0, err
+	}
+	if d.peek && !d.closed.Load() {
+		t, h := d.shardOf(key)
+		var p peeked
+		if t.peek(key, h, &p) {
+			if p.typ == TypeString {
+				out := append(buf, t.data[p.vo:p.vo+uint64(p.vlen)]...)
+				if t.still(&p) {
+					return out, p.typ, p.flags, nil
+				}
+			} else if v, ok := t.peekValue(&p); ok {
+				return v.AppendText(buf), p.typ, p.flags, nil
+			}
+		}
 	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
@@ -231,7 +260,7 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	defer t.mu.Unlock()
 	c := t.clock()
 	t.sweep(&c, 2)
-	old := t.find(key, h)
+	old, link := t.findLink(key, h)
 	live := old != 0 && !t.expired(old, &c)
 	switch {
 	case mode == modeAdd && live:
@@ -249,12 +278,17 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	if o == 0 {
 		return forcible, ErrNoMemory
 	}
+	if old != 0 {
+		// newItemReplacing found room without evicting, so the chain
+		// and link are as findLink left them.
+		t.fillItem(o, key, h, v.typ, vlen, flags, ttlMillis(ttl, &c))
+		t.putValue(o, v)
+		t.replace(o, old, link)
+		return forcible, nil
+	}
 	t.writeItem(o, key, h, v.typ, vlen, flags, ttlMillis(ttl, &c))
 	t.putValue(o, v)
 	t.commit(o)
-	if old != 0 {
-		t.removeHashed(old, h)
-	}
 	return forcible, nil
 }
 

@@ -234,16 +234,25 @@ func (t *table) valOff(o uint32) uint32 { return o + align8(chKey+get32(t.hdr(o)
 func (t *table) hdr(o uint32) *[chKey]byte { return (*[chKey]byte)(t.data[o : o+chKey]) }
 
 func (t *table) find(key string, h uint64) uint32 {
+	o, _ := t.findLink(key, h)
+	return o
+}
+
+// findLink is find that also returns where the reference to the item is
+// stored (its bucket or its chain predecessor's next field), so that a
+// store can put the new item in its place without walking the chain again.
+func (t *table) findLink(key string, h uint64) (o, link uint32) {
 	h32 := uint32(h >> 32)
-	for o := t.u32(t.bucket(h)); o != 0; {
+	link = t.bucket(h)
+	for o = t.u32(link); o != 0; {
 		c := t.hdr(o)
 		if get32(c, chHash) == h32 && get32(c, chKeyLen) == uint32(len(key)) &&
 			string(t.data[o+chKey:o+chKey+uint32(len(key))]) == key {
-			return o
+			return o, link
 		}
-		o = get32(c, chHNext)
+		link, o = o+chHNext, get32(c, chHNext)
 	}
-	return 0
+	return 0, 0
 }
 
 func (t *table) linkHash(o uint32, h uint64) {
@@ -429,10 +438,21 @@ func (t *table) evictRegion(x uint32, c uint8) uint32 {
 	return t.alloc(c)
 }
 
-// writeItem fills a freshly allocated chunk (header, key; the caller then
-// writes the value) and links it into the index and the LRU head. The item
-// becomes part of the dictionary when commit marks it live.
+// writeItem fills a freshly allocated chunk (see fillItem) and links it
+// into the index and the LRU head. The item becomes part of the dictionary
+// when commit marks it live.
 func (t *table) writeItem(o uint32, key string, h uint64, typ Type, vlen, flags uint32, expire int64) {
+	t.fillItem(o, key, h, typ, vlen, flags, expire)
+	c := t.hdr(o)
+	b := t.bucket(h)
+	put32(c, chHNext, t.u32(b))
+	t.put32(b, o)
+	t.lruPushFront(o)
+}
+
+// fillItem writes the header and key of a freshly allocated chunk; the
+// caller then writes the value and links the item.
+func (t *table) fillItem(o uint32, key string, h uint64, typ Type, vlen, flags uint32, expire int64) {
 	c := t.hdr(o)
 	c[chType] = uint8(typ)
 	c[chRef] = 0
@@ -445,10 +465,48 @@ func (t *table) writeItem(o uint32, key string, h uint64, typ Type, vlen, flags 
 	t.put64(offSeq, seq)
 	binary.LittleEndian.PutUint64(c[chSeq:], seq)
 	copy(t.data[o+chKey:], key)
-	b := t.bucket(h)
-	put32(c, chHNext, t.u32(b))
-	t.put32(b, o)
-	t.lruPushFront(o)
+}
+
+// replace makes the filled item o take the place of item old, whose
+// chain reference is at link (from findLink): o takes old's place in its
+// bucket chain and in the LRU list, marked referenced, becomes live (the
+// commit), and old is freed. Splicing the new item in rather than pushing
+// it at the LRU head writes to two neighbours instead of three items and
+// a chain walk; the reference mark gives it the second chance that
+// eviction gives an item used since it was last at the head, so a just
+// written item is still evicted only after the unreferenced ones (CLOCK).
+func (t *table) replace(o, old, link uint32) {
+	c, oc := t.hdr(o), t.hdr(old)
+	prev, next := get32(oc, chPrev), get32(oc, chNext)
+	put32(c, chHNext, get32(oc, chHNext))
+	put32(c, chPrev, prev)
+	put32(c, chNext, next)
+	c[chRef] = 1
+	if prev == 0 {
+		t.put32(offLRUHead, o)
+	} else {
+		put32(t.hdr(prev), chNext, o)
+	}
+	if next == 0 {
+		t.put32(offLRUTail, o)
+	} else {
+		put32(t.hdr(next), chPrev, o)
+	}
+	t.put32(link, o)
+	// The item count is unchanged; the count of items with an expiry
+	// moves only if one of the two has one.
+	oexp, nexp := binary.LittleEndian.Uint64(oc[chExpire:]) != 0, binary.LittleEndian.Uint64(c[chExpire:]) != 0
+	if oexp != nexp {
+		n := t.u64(offTTLItems)
+		if nexp {
+			n++
+		} else {
+			n--
+		}
+		t.put64(offTTLItems, n)
+	}
+	c[chState] = stateLive
+	t.free(old)
 }
 
 func (t *table) commit(o uint32) {
