@@ -5,12 +5,10 @@ package mq
 import (
 	"bufio"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,6 +17,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/procwire/procwire/internal/proc/proctest"
 	"github.com/procwire/procwire/shm"
 )
 
@@ -34,34 +33,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role))
 	}
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	fuzzing := flag.Lookup("test.fuzz") != nil && flag.Lookup("test.fuzz").Value.String() != ""
-	if n := settleGoroutines(base); n > base && !fuzzing { // the fuzzing engine keeps goroutines
-		fmt.Fprintf(os.Stderr, "goroutines leaked: %d before the tests, %d after\n", base, n)
-		if code == 0 {
-			code = 1
-		}
-	}
-	if left, _ := filepath.Glob(filepath.Join(shm.Dir, "procwire."+testPrefix+"*")); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "segments left behind: %v\n", left)
-		for _, p := range left {
-			os.Remove(p)
-		}
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func settleGoroutines(base int) int {
-	n := runtime.NumGoroutine()
-	for i := 0; i < 200 && n > base; i++ {
-		time.Sleep(10 * time.Millisecond)
-		n = runtime.NumGoroutine()
-	}
-	return n
+	// proctest.Main checks for leaked goroutines and segments; the mq
+	// children have roles of their own (childEnv), so it starts none.
+	os.Exit(proctest.Main(m, nil, filepath.Join(shm.Dir, "procwire."+testPrefix+"*")))
 }
 
 // qName returns a queue name unique to the test and this process.
