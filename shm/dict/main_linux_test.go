@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -16,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 // Child processes re-run the test binary with childEnv naming their role;
@@ -26,24 +27,9 @@ func TestMain(m *testing.M) {
 	if role := os.Getenv(childEnv); role != "" {
 		os.Exit(runChild(role, os.Getenv("PROCWIRE_DICT_NAME"), os.Args))
 	}
-	code := m.Run()
-	if code == 0 {
-		code = checkGoroutines()
-	}
-	os.Exit(code)
-}
-
-// checkGoroutines reports goroutines the tests left running.
-func checkGoroutines() int {
-	for i := 0; i < 50; i++ {
-		if runtime.NumGoroutine() <= 2 {
-			return 0
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	buf := make([]byte, 1<<16)
-	fmt.Fprintf(os.Stderr, "leaked goroutines:\n%s\n", buf[:runtime.Stack(buf, true)])
-	return 1
+	// proctest.Main fails the run on leaked goroutines and on dictionaries
+	// left in /dev/shm (testName also checks each one as its test ends).
+	os.Exit(proctest.Main(m, nil, fmt.Sprintf("/dev/shm/procwire.dicttest.*.%d", os.Getpid())))
 }
 
 // startChild starts this test binary in a child role on dictionary name.
