@@ -61,13 +61,24 @@
 //   - Send returns nil once the alert is in the destination's inbox;
 //     SendMany likewise returns only once every alert it counts as sent is
 //     there. Nothing is held back in the sender's memory, so a sender that
-//     crashes cannot lose an alert that a call reported as sent. Send
-//     returns an error wrapping ErrNoMember, with ngx.ipc's text "no worker
-//     process with PID N", for a pid that is not a live member, including
-//     one that died (even while Send was waiting for room). Members watch
-//     each other through pidfds, so a death is known within moments of the
-//     kernel reporting it; an alert accepted by an inbox whose owner then
-//     dies is lost with it.
+//     crashes cannot lose an alert that a call reported as sent.
+//   - A send to a member that has died returns an error wrapping
+//     ErrNoMember, with ngx.ipc's text "no worker process with PID N",
+//     also when the death races the send: after putting an alert in an
+//     inbox, Send looks at a word in the destination's registry slot that
+//     the kernel marks when the destination dies (a robust futex), before
+//     the death is visible anywhere else. So a nil error means the
+//     destination was alive, and still a member, after the alert was in
+//     its inbox; a send that begins after the destination has died (for
+//     example after its parent reaped it) always fails. What the caller
+//     cannot know is whether a destination that dies after accepting an
+//     alert handled it: if it dies before its handler runs, the alert is
+//     lost with it, and if the death comes between the enqueue and the
+//     check, Send reports ErrNoMember even though the handler may already
+//     have run. Delivery is therefore at most once across a death; an
+//     application that must not lose work has the receiver Reply and
+//     resends when it gets ErrNoMember or no reply. A Send waiting for
+//     room in a full inbox ends with ErrNoMember when its destination dies.
 //   - Name and data limits and their error texts are ngx.ipc's: names up to
 //     254 bytes ("alert name length cannot exceed 254, was N"), data up to
 //     4294967040 bytes; both are checked before anything is allocated.

@@ -34,6 +34,7 @@ type Group struct {
 	inbox     *mq.Queue
 	inboxName string
 	maxMsg    int
+	life      *lifeline // nil if the kernel refused it; see lifeline
 
 	handlers handlers
 	bufs     sync.Pool // of *[]byte: encoding buffers for records too big for the stack
@@ -95,6 +96,13 @@ type peer struct {
 	dead   atomic.Bool // set with cancel; cheaper to test than ctx.Err on every send
 	pidfd  *os.File
 
+	// The peer's registry slot, read by senders after each enqueue (see
+	// departed). life is nil for this process and for a peer without a
+	// lifeline; the pidfd watcher is then the only source of death news.
+	slotPID   *uint32
+	slotStart *uint64
+	life      *uint32
+
 	mu    sync.RWMutex // senders hold it shared while using q; retire holds it to close q
 	q     *mq.Queue    // opened by the first send (qOnce); closed by retire
 	qErr  error        // why the open failed; kept until the peer is retired
@@ -137,8 +145,15 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 
 	collectGarbage(ctx, g.log)
+	if l, err := startLifeline(); err != nil {
+		// Senders then learn of this process's death from its pidfd only.
+		g.log.Debug("alert: no robust futex list; deaths are noticed by pidfd only", "group", group, "err", err)
+	} else {
+		g.life = l
+	}
 	reg, err := openRegistry(ctx, group, c.Mode)
 	if err != nil {
+		g.life.close()
 		g.cancel()
 		return nil, err
 	}
@@ -150,6 +165,7 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 			reg.markRemoved() // do not leave behind a registry we may have created
 		}
 		reg.unlock()
+		g.life.close()
 		reg.close()
 		g.cancel()
 		return nil, err
@@ -166,7 +182,7 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	if err != nil {
 		return fail(fmt.Errorf("alert: create inbox: %w", err))
 	}
-	if err := reg.add(slot{id: g.self, maxMsg: g.maxMsg, joined: time.Now()}); err != nil {
+	if err := reg.add(slot{id: g.self, maxMsg: g.maxMsg, joined: time.Now()}, g.life); err != nil {
 		inbox.Close()
 		mq.Remove(g.inboxName)
 		return fail(err)
@@ -216,6 +232,10 @@ func (g *Group) Close() error {
 		}
 		g.peersMu.Unlock()
 		g.wg.Wait()
+		// The slot is gone (or, if the lock failed, this process is
+		// leaving anyway); the kernel must not write into the registry
+		// once it is unmapped.
+		g.life.close()
 		g.closeErr = errors.Join(g.closeErr, g.inbox.Close())
 		g.closeErr = errors.Join(g.closeErr, g.reg.close())
 	})
@@ -341,9 +361,36 @@ func (g *Group) newPeer(s slot) *peer {
 	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self}
 	p.ctx, p.cancel = context.WithCancel(g.ctx)
 	if !p.self {
+		var life *uint32
+		p.slotPID, p.slotStart, life = g.reg.slotWords(s.index)
+		if atomic.LoadUint32(life) != 0 {
+			p.life = life
+		}
 		g.watchPeer(p)
 	}
 	return p
+}
+
+// departed reports whether p has died or left, by what senders can see
+// without a system call: the flag the pidfd watcher sets, then the life
+// word in p's registry slot (set by the kernel the moment p dies, before
+// its pidfd says so) and the slot's identity, which changes if p left and
+// someone else took the slot. The loads are ordered against the writes of
+// registry.add: a new occupant's life word is visible only together with
+// its start time.
+func (p *peer) departed() bool {
+	if p.dead.Load() {
+		return true
+	}
+	if p.life == nil {
+		return false
+	}
+	if atomic.LoadUint32(p.life)&ownerDied != 0 ||
+		atomic.LoadUint32(p.slotPID) != uint32(p.id.PID) || atomic.LoadUint64(p.slotStart) != p.id.Start {
+		p.end()
+		return true
+	}
+	return false
 }
 
 // watchPeer notices the death of p at once: a pidfd becomes readable when
@@ -533,12 +580,15 @@ func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, 
 		if packed == 0 {
 			return nil
 		}
-		if p.dead.Load() {
+		if p.departed() {
 			// It died after an earlier pack: say so rather than fill a dead inbox.
 			return noMember(int(p.id.PID))
 		}
 		if err := g.put(ctx, p, q, buf, g.cfg.FullPolicy); err != nil {
 			return err
+		}
+		if p.departed() {
+			return noMember(int(p.id.PID))
 		}
 		g.sent.Add(uint64(packed))
 		sent += packed
@@ -592,7 +642,7 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 // that very process.
 func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 	p := g.peers.Load().byPID[pid]
-	if p == nil || p.dead.Load() {
+	if p == nil || p.departed() {
 		// Maybe it joined (or we learned of a death) after our last look.
 		p = g.table().byPID[pid]
 	}
@@ -604,7 +654,7 @@ func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 
 // open returns the inbox of p, a live member. The caller holds p.mu shared.
 func (g *Group) open(p *peer) (*mq.Queue, error) {
-	if p.gone || p.dead.Load() {
+	if p.gone || p.departed() {
 		return nil, noMember(int(p.id.PID))
 	}
 	q, err := p.queue()
@@ -658,6 +708,9 @@ func (g *Group) deliver(ctx context.Context, p *peer, name string, data, rec []b
 	if err := g.put(ctx, p, q, b, g.cfg.FullPolicy); err != nil {
 		return err
 	}
+	if p.departed() {
+		return noMember(int(p.id.PID))
+	}
 	g.sent.Add(1)
 	return nil
 }
@@ -682,7 +735,7 @@ func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name s
 	}
 	policy := g.cfg.FullPolicy
 	for off := 0; off < len(data); off += chunk {
-		if p.dead.Load() {
+		if p.departed() {
 			return noMember(int(p.id.PID))
 		}
 		part := data[off:min(off+chunk, len(data))]
@@ -692,6 +745,9 @@ func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name s
 			return err
 		}
 		policy = Block
+	}
+	if p.departed() {
+		return noMember(int(p.id.PID))
 	}
 	g.sent.Add(1)
 	return nil

@@ -24,13 +24,15 @@ import (
 //	64   u32 generation, bumped (and futex-woken) on every membership change
 //	68   u32 removed: 1 once the last member unlinked the segment
 //	128  MaxMembers slots of 32 bytes:
-//	     0 u32 pid (0 = free) | 4 u32 inbox max message | 8 u64 start time | 16 i64 joined (Unix ns) | 24 reserved
+//	     0 u32 pid (0 = free) | 4 u32 inbox max message | 8 u64 start time | 16 i64 joined (Unix ns)
+//	     24 u32 life word (see lifeline; 0 = none) | 28 reserved
 const (
 	regVersion    = 1
 	regGenOff     = 64
 	regRemovedOff = 68
 	regSlotsOff   = 128
 	slotSize      = 32
+	slotLifeOff   = 24
 	regSize       = regSlotsOff + MaxMembers*slotSize
 )
 
@@ -38,6 +40,7 @@ type slot struct {
 	id     proc.ID
 	maxMsg int
 	joined time.Time
+	index  int // in the slot table
 }
 
 type registry struct {
@@ -119,7 +122,15 @@ func (r *registry) readSlot(i int) (slot, bool) {
 		id:     proc.ID{PID: int32(pid), Start: binary.LittleEndian.Uint64(b[8:])},
 		maxMsg: int(binary.LittleEndian.Uint32(b[4:])),
 		joined: time.Unix(0, int64(binary.LittleEndian.Uint64(b[16:]))),
+		index:  i,
 	}, true
+}
+
+// slotWords returns pointers to slot i's pid, start time and life word,
+// which senders load without the lock (see Group.departed).
+func (r *registry) slotWords(i int) (pid *uint32, start *uint64, life *uint32) {
+	b := r.slotBytes(i)
+	return (*uint32)(unsafe.Pointer(&b[0])), (*uint64)(unsafe.Pointer(&b[8])), (*uint32)(unsafe.Pointer(&b[slotLifeOff]))
 }
 
 // members returns the live-looking slots. The caller holds the lock.
@@ -133,18 +144,28 @@ func (r *registry) members() []slot {
 	return out
 }
 
-// add writes s into a free slot. The pid is written last so that a holder
-// dying half-way leaves a free slot, not a torn member.
-func (r *registry) add(s slot) error {
+// add writes s into a free slot, with l (if not nil) armed on its life
+// word. The pid is written last so that a holder dying half-way leaves a
+// free slot, not a torn member; the start time and life word before it, so
+// that a sender that sees a new life word also sees the new start time
+// (see Group.departed).
+func (r *registry) add(s slot, l *lifeline) error {
 	for i := range MaxMembers {
 		b := r.slotBytes(i)
 		if binary.LittleEndian.Uint32(b[0:]) != 0 {
 			continue
 		}
+		pid, start, life := r.slotWords(i)
 		binary.LittleEndian.PutUint32(b[4:], uint32(s.maxMsg))
-		binary.LittleEndian.PutUint64(b[8:], s.id.Start)
 		binary.LittleEndian.PutUint64(b[16:], uint64(s.joined.UnixNano()))
-		atomic.StoreUint32((*uint32)(unsafe.Pointer(&b[0])), uint32(s.id.PID))
+		atomic.StoreUint64(start, s.id.Start)
+		var tid uint32
+		if l != nil {
+			l.arm(life)
+			tid = l.tid
+		}
+		atomic.StoreUint32(life, tid)
+		atomic.StoreUint32(pid, uint32(s.id.PID))
 		r.bump()
 		return nil
 	}
