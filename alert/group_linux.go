@@ -103,12 +103,15 @@ type peer struct {
 	slotStart *uint64
 	life      *uint32
 
-	mu    sync.RWMutex // senders hold it shared while using q; retire holds it to close q
-	q     *mq.Queue    // opened by the first send (qOnce); closed by retire
-	qErr  error        // why the open failed; kept until the peer is retired
+	// q is opened by the first send (qOnce) and closed by retire. Senders
+	// use it without a lock: a closed Queue stays mapped while anyone
+	// holds it and its calls return mq.ErrClosed, which put turns into the
+	// right error. A lock here would cost two locked operations per send.
+	q     *mq.Queue
+	qErr  error // why the open failed; kept until the peer is retired
 	qOnce sync.Once
-	gone  bool       // retired; guarded by mu
-	bigMu sync.Mutex // one chunked transfer at a time per destination, so the receiver reassembles per sender
+	gone  atomic.Bool // retired: no queue is opened after this
+	bigMu sync.Mutex  // one chunked transfer at a time per destination, so the receiver reassembles per sender
 }
 
 type handlerCtxKey struct{}
@@ -454,13 +457,13 @@ func (g *Group) retire(p *peer) {
 	if p.pidfd != nil {
 		p.pidfd.Close() // ends the watcher goroutine
 	}
-	p.mu.Lock()
-	p.gone = true
+	p.gone.Store(true)
+	// After this Do, no send can open the queue any more (queue checks
+	// gone inside its Do), and p.q is whatever the one open made.
+	p.qOnce.Do(func() { p.qErr = errRetired })
 	if p.q != nil {
 		p.q.Close()
-		p.q = nil
 	}
-	p.mu.Unlock()
 }
 
 // watchMembership refreshes the peer table whenever the registry's
@@ -561,8 +564,6 @@ func (g *Group) SendMany(ctx context.Context, pid int, msgs []Message) (int, err
 const packSize = 64 << 10
 
 func (g *Group) deliverMany(ctx context.Context, p *peer, msgs []Message) (int, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
 	q, err := g.open(p)
 	if err != nil {
 		return 0, err
@@ -652,9 +653,9 @@ func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 	return p, nil
 }
 
-// open returns the inbox of p, a live member. The caller holds p.mu shared.
+// open returns the inbox of p, a live member.
 func (g *Group) open(p *peer) (*mq.Queue, error) {
-	if p.gone || p.departed() {
+	if p.departed() {
 		return nil, noMember(int(p.id.PID))
 	}
 	q, err := p.queue()
@@ -674,8 +675,6 @@ const stackRecord = 192
 // deliver sends one alert to p. rec, if not nil, is the alert already
 // encoded as a whole record (Broadcast encodes once for all members).
 func (g *Group) deliver(ctx context.Context, p *peer, name string, data, rec []byte) error {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
 	q, err := g.open(p)
 	if err != nil {
 		return err
@@ -761,7 +760,7 @@ func (g *Group) put(ctx context.Context, p *peer, q *mq.Queue, b []byte, policy 
 		return nil
 	}
 	if !errors.Is(err, mq.ErrFull) {
-		return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, err)
+		return g.sendErr(p, err)
 	}
 	// A handler that blocks on its own full inbox would wait for itself forever.
 	if policy == Fail || (p.self && ctx.Value(handlerCtxKey{}) == g) {
@@ -778,15 +777,39 @@ func (g *Group) put(ctx context.Context, p *peer, q *mq.Queue, b []byte, policy 
 		return nil
 	case p.dead.Load() && ctx.Err() == nil:
 		return noMember(int(p.id.PID))
+	case errors.Is(err, mq.ErrClosed):
+		return g.sendErr(p, err)
 	default:
 		g.rejected.Add(1)
 		return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, err)
 	}
 }
 
-// queue opens the peer's inbox once. The caller holds p.mu shared.
+// sendErr explains a failed enqueue: a queue closed under a send means the
+// peer was retired (it left or died) or this Group closed.
+func (g *Group) sendErr(p *peer, err error) error {
+	if errors.Is(err, mq.ErrClosed) {
+		if g.closed.Load() {
+			return ErrClosed
+		}
+		return noMember(int(p.id.PID))
+	}
+	return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, err)
+}
+
+// errRetired is queue's error for a peer retired before its first send;
+// open reports it as ErrNoMember.
+var errRetired = mq.ErrNotFound
+
+// queue opens the peer's inbox once.
 func (p *peer) queue() (*mq.Queue, error) {
-	p.qOnce.Do(func() { p.q, p.qErr = mq.Open(p.inbox, nil) })
+	p.qOnce.Do(func() {
+		if p.gone.Load() {
+			p.qErr = errRetired
+			return
+		}
+		p.q, p.qErr = mq.Open(p.inbox, nil)
+	})
 	return p.q, p.qErr
 }
 

@@ -18,6 +18,7 @@ import (
 	"math"
 	"os"
 	"os/exec"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -362,11 +363,25 @@ func SelfSpawn(args ...string) Spawn {
 	}
 }
 
-// MemberFromEnv runs Member with the group and spin SelfSpawn passed.
+// MemberFromEnv runs Member with the group and spin SelfSpawn passed. If
+// PROCWIRE_BENCH_CPUPROFILE is set, the member writes a CPU profile to
+// that path with its pid appended, for looking at one member's send and
+// receive paths under the real load.
 func MemberFromEnv(ctx context.Context) error {
 	spin, err := time.ParseDuration(os.Getenv("PROCWIRE_BENCH_SPIN"))
 	if err != nil {
 		return fmt.Errorf("bench: PROCWIRE_BENCH_SPIN: %w", err)
+	}
+	if path := os.Getenv("PROCWIRE_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	return Member(ctx, os.Getenv("PROCWIRE_BENCH_GROUP"), spin, os.Stdin)
 }
