@@ -80,7 +80,7 @@ func (c *Config) withDefaults() Config {
 // Stats counts what a member has done since it joined.
 type Stats struct {
 	Sent      uint64 // alerts accepted into a destination's inbox (a broadcast counts once per member)
-	Delivered uint64 // alerts handed to a handler (named or default)
+	Delivered uint64 // alerts handed to a handler (named or default), counted when the batch of inbox messages they came in is done
 	Unmatched uint64 // alerts whose name had no handler (also counted in Delivered if the default handler took them)
 	Panics    uint64 // handler calls that panicked (recovered and logged)
 	Rejected  uint64 // sends refused because the destination was full (ErrBackpressure) or ctx ended while waiting for room

@@ -831,7 +831,17 @@ func (g *Group) receive() {
 	defer g.wg.Done()
 	hctx := context.WithValue(g.ctx, handlerCtxKey{}, g)
 	partials := make(map[proc.ID]*partial)
-	fn := func(msg []byte) { g.handleMessage(hctx, msg, partials) }
+	// Delivered is counted once per batch: an atomic add per alert costs
+	// as much as the rest of its dispatch.
+	delivered := 0
+	fn := func(msg []byte) { delivered += g.handleMessage(hctx, msg, partials) }
+	count := func() {
+		if delivered > 0 {
+			g.delivered.Add(uint64(delivered))
+			delivered = 0
+		}
+	}
+	defer count()
 	// A canceled context makes ReceiveBatch a non-blocking poll: it looks
 	// at the ring (and spins briefly) but never sleeps.
 	poll, stopPoll := context.WithCancel(context.Background())
@@ -840,6 +850,7 @@ func (g *Group) receive() {
 	for g.ctx.Err() == nil {
 		if g.cfg.Spin > 0 {
 			n, err := g.inbox.ReceiveBatch(poll, fn)
+			count()
 			if n > 0 {
 				idleSince = time.Time{}
 				continue
@@ -866,6 +877,7 @@ func (g *Group) receive() {
 		}
 		_, err := g.inbox.ReceiveBatch(ctx, fn)
 		cancel()
+		count()
 		idleSince = time.Time{}
 		if g.ctx.Err() != nil {
 			return
@@ -892,15 +904,12 @@ func (g *Group) sweep(partials map[proc.ID]*partial) {
 	}
 }
 
-// handleMessage handles the records of one inbox message in order.
-func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) {
+// handleMessage handles the records of one inbox message in order and
+// returns how many reached a handler.
+func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) (delivered int) {
 	if raceEnabled {
 		g.selfSync.Load()
 	}
-	// Counted once per message: an atomic add per alert of a pack costs
-	// as much as the rest of its dispatch.
-	delivered := 0
-	defer func() { g.delivered.Add(uint64(delivered)) }()
 	var r record
 	for {
 		rest, err := decodeRecord(msg, &r)
