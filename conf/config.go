@@ -42,6 +42,9 @@ type IPC struct {
 	MaxConnections int
 	// IdleTimeout closes connections idle that long. Default 0 (off).
 	IdleTimeout time.Duration
+	// SendTimeout closes a connection whose client has read none of its
+	// pending responses for that long. Default 60s; 0 (off) disables it.
+	SendTimeout time.Duration
 }
 
 // EmbeddedSource is the Source of the configuration Default returns.
@@ -66,6 +69,7 @@ var ipcBlock = &block{name: "ipc", rules: map[string]rule{
 	"max_message_size": {args: exactly(1), set: value(func(c *IPC) *int64 { return &c.MaxMessageSize }, sizeArg)},
 	"max_connections":  {args: exactly(1), set: value(func(c *IPC) *int { return &c.MaxConnections }, countArg)},
 	"idle_timeout":     {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.IdleTimeout }, durationOrOffArg)},
+	"send_timeout":     {args: exactly(1), set: value(func(c *IPC) *time.Duration { return &c.SendTimeout }, durationOrOffArg)},
 }}
 
 // defaults returns the configuration a file starts from; directives
@@ -78,6 +82,7 @@ func defaults() *Config {
 		StatsInterval:  time.Minute,
 		MaxMessageSize: 64 << 20,
 		MaxConnections: 10000,
+		SendTimeout:    60 * time.Second,
 	}}
 }
 

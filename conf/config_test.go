@@ -60,6 +60,7 @@ ipc {
     max_message_size 8k;
     max_connections 3;
     idle_timeout 1h;
+    send_timeout 90s;
 }
 `
 	cfg, err := LoadBytes("/etc/procwire.conf", []byte(src))
@@ -77,6 +78,7 @@ ipc {
 		MaxMessageSize: 8 << 10,
 		MaxConnections: 3,
 		IdleTimeout:    time.Hour,
+		SendTimeout:    90 * time.Second,
 	}
 	if !reflect.DeepEqual(cfg.IPC, want) {
 		t.Errorf("got  %+v\nwant %+v", cfg.IPC, want)
@@ -87,11 +89,11 @@ ipc {
 }
 
 func TestLoadOffAndZero(t *testing.T) {
-	cfg, err := LoadBytes("x.conf", []byte("ipc { slow_threshold off; stats_interval 0; idle_timeout off; }"))
+	cfg, err := LoadBytes("x.conf", []byte("ipc { slow_threshold off; stats_interval 0; idle_timeout off; send_timeout off; }"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.IPC.SlowThreshold != 0 || cfg.IPC.StatsInterval != 0 || cfg.IPC.IdleTimeout != 0 {
+	if cfg.IPC.SlowThreshold != 0 || cfg.IPC.StatsInterval != 0 || cfg.IPC.IdleTimeout != 0 || cfg.IPC.SendTimeout != 0 {
 		t.Errorf("off/0 not disabled: %+v", cfg.IPC)
 	}
 	// What is not mentioned keeps its default.

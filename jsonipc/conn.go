@@ -65,6 +65,19 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.w.c = nc
 	c.w.written = func(n int) { s.st.bytesOut.Add(uint64(n)) }
 	c.w.drained = make(chan struct{}, 1)
+	c.w.timeout = max(s.cfg.SendTimeout, 0)
+	c.w.onFail = func(err error) {
+		// Nobody will read this connection's answers: close it, which
+		// also wakes its reader, so that it and its handlers end too.
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			s.st.sendTimeouts.Add(1)
+			s.log.Warn("jsonipc: client stopped reading its responses; connection closed",
+				"peer", c.peer.String(), "send_timeout", s.cfg.SendTimeout)
+		}
+		c.cancel()
+		c.nc.Close()
+	}
 	return c
 }
 

@@ -2,6 +2,7 @@ package jsonipc
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"sync"
@@ -156,8 +157,10 @@ type batchWriter struct {
 	flushing bool
 	corked   bool // hold output: the reader has more requests to answer first
 	err      error
-	timeout  time.Duration // bound on each write; 0 => none
-	written  func(n int)   // accounting hook, may be nil
+	timeout  time.Duration // bound on each wait for write progress; 0 => none
+	onFail   func(error)   // called once when a write fails, may be nil
+	failOnce sync.Once
+	written  func(n int) // accounting hook, may be nil
 	// drained, when not nil, is signalled whenever the queue falls to
 	// backpressureBytes or below, or the connection fails.
 	drained chan struct{}
@@ -216,12 +219,33 @@ func (w *batchWriter) write(p []byte) error {
 	return w.flushLocked()
 }
 
-// put writes p to the connection within the write timeout.
+// put writes p to the connection. The timeout bounds each wait for
+// progress, not the whole write (as nginx's send_timeout): a peer that
+// reads a large message slowly but steadily is not cut off, one that has
+// stopped reading is. On failure the onFail hook runs once.
 func (w *batchWriter) put(p []byte) (int, error) {
-	if w.timeout > 0 {
-		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	if w.timeout <= 0 {
+		n, err := w.c.Write(p)
+		w.fail(err)
+		return n, err
 	}
-	return w.c.Write(p)
+	total := 0
+	for {
+		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+		n, err := w.c.Write(p[total:])
+		total += n
+		var ne net.Error
+		if err == nil || n == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			w.fail(err)
+			return total, err
+		}
+	}
+}
+
+func (w *batchWriter) fail(err error) {
+	if err != nil && w.onFail != nil {
+		w.failOnce.Do(func() { w.onFail(err) })
+	}
 }
 
 // signalLocked tells a reader waiting in waitDrained to look again.

@@ -32,7 +32,17 @@ type Config struct {
 	MaxConnections int           // 0 => 10000; beyond it new connections are refused with an error line then closed
 	IdleTimeout    time.Duration // 0 => none
 	Logger         *slog.Logger  // nil => slog.Default()
+
+	// SendTimeout closes a connection whose client has read nothing of
+	// its pending responses for this long (no write progress, as nginx's
+	// send_timeout), so a client that stops reading cannot hold a
+	// connection and its handlers forever. 0 => DefaultSendTimeout;
+	// negative => never.
+	SendTimeout time.Duration
 }
+
+// DefaultSendTimeout is Config.SendTimeout's default, nginx's send_timeout.
+const DefaultSendTimeout = 60 * time.Second
 
 // Errors returned by the server's lifecycle methods.
 var (
@@ -106,6 +116,9 @@ func NewServer(cfg *Config) *Server {
 	}
 	if c.MaxConnections <= 0 {
 		c.MaxConnections = 10000
+	}
+	if c.SendTimeout == 0 {
+		c.SendTimeout = DefaultSendTimeout
 	}
 	s.log = c.Logger
 	if s.log == nil {

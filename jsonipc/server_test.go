@@ -1,6 +1,7 @@
 package jsonipc
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -814,5 +815,60 @@ func TestClientKilled(t *testing.T) {
 	waitFor(t, func() bool { st := s.Stats(); return st.Connections == 0 && st.ClientClose == 1 && st.InFlight == 0 })
 	if got := dialRaw(t, path).roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":1}`); got != `{"ipcReqID":1,"data":1}` {
 		t.Fatalf("after the kill: %s", got)
+	}
+}
+
+// A client that stops reading is disconnected after SendTimeout without
+// write progress, and the server keeps serving others.
+func TestSendTimeoutClosesNonReader(t *testing.T) {
+	s, path := startServer(t, &Config{SendTimeout: 200 * time.Millisecond}, nil)
+	c := dialRaw(t, path)
+	data := `"` + strings.Repeat("z", 256<<10) + `"`
+	sent := make(chan error, 1)
+	go func() {
+		var err error
+		for i := range 64 {
+			if _, err = c.nc.Write([]byte(fmt.Sprintf(`{"ipcReqID":%d,"uri":"/ipcserver/test/echo","data":%s}`+"\n", i+1, data))); err != nil {
+				break
+			}
+		}
+		sent <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().SendTimeouts == 1 })
+	// The stalled writer of the test unblocks with an error once the
+	// server has closed the connection.
+	if err := <-sent; err == nil {
+		t.Error("client could write all requests to a connection the server closed")
+	}
+	waitFor(t, func() bool { return s.Stats().Connections == 0 })
+	other := dialRaw(t, path)
+	if got := other.roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo"}`); !strings.Contains(got, `"ipcReqID":1`) {
+		t.Fatalf("server stopped serving: %q", got)
+	}
+}
+
+// SendTimeout bounds each wait for progress, not the whole response: a
+// client reading a large response slowly but steadily gets all of it.
+func TestSendTimeoutSpareSlowReader(t *testing.T) {
+	s, path := startServer(t, &Config{SendTimeout: 150 * time.Millisecond}, nil)
+	c := dialRaw(t, path)
+	data := strings.Repeat("s", 2<<20)
+	c.send(`{"ipcReqID":1,"uri":"/ipcserver/test/echo","data":"` + data + `"}` + "\n")
+	var got []byte
+	buf := make([]byte, 64<<10)
+	c.nc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	for !bytes.HasSuffix(got, []byte("\n")) {
+		time.Sleep(10 * time.Millisecond) // about 6 MB/s: the whole takes ~4 timeouts
+		n, err := c.nc.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", len(got), err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Contains(got, []byte(data)) {
+		t.Fatalf("response of %d bytes lacks the data", len(got))
+	}
+	if n := s.Stats().SendTimeouts; n != 0 {
+		t.Fatalf("SendTimeouts = %d for a steady reader", n)
 	}
 }

@@ -22,6 +22,7 @@ type Stats struct {
 	Duration           int64             `json:"duration"`           // milliseconds since the server started
 	SlowResponses      uint64            `json:"slowResponses"`      // handlers slower than SlowThreshold
 	StreamBackpressure uint64            `json:"streamBackpressure"` // pauses in reading a client that left over 1 MiB of responses unread
+	SendTimeouts       uint64            `json:"sendTimeouts"`       // connections closed because the client read nothing for SendTimeout
 	InFlight           int64             `json:"inFlight"`           // handlers running now
 	BytesIn            uint64            `json:"bytesIn"`            // bytes read from clients
 	BytesOut           uint64            `json:"bytesOut"`           // bytes written to clients
@@ -37,6 +38,7 @@ type counters struct {
 	clientClose    atomic.Uint64
 	slow           atomic.Uint64
 	backpressure   atomic.Uint64
+	sendTimeouts   atomic.Uint64
 	bytesIn        atomic.Uint64
 	bytesOut       atomic.Uint64
 
@@ -72,6 +74,7 @@ func (s *Server) Stats() Stats {
 		Duration:           time.Since(s.start).Milliseconds(),
 		SlowResponses:      st.slow.Load(),
 		StreamBackpressure: st.backpressure.Load(),
+		SendTimeouts:       st.sendTimeouts.Load(),
 		InFlight:           st.inFlight.Load(),
 		BytesIn:            st.bytesIn.Load(),
 		BytesOut:           st.bytesOut.Load(),
@@ -96,6 +99,7 @@ func (s *Server) logStats() {
 				slog.Int64("maxConnections", st.MaxConnections),
 				slog.Uint64("slowResponses", st.SlowResponses),
 				slog.Uint64("streamBackpressure", st.StreamBackpressure),
+				slog.Uint64("sendTimeouts", st.SendTimeouts),
 				slog.Uint64("bytesIn", st.BytesIn),
 				slog.Uint64("bytesOut", st.BytesOut),
 				slog.Any("errors", st.Errors))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -67,6 +68,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		MaxMessageSize: cfg.IPC.MaxMessageSize,
 		MaxConnections: cfg.IPC.MaxConnections,
 		IdleTimeout:    cfg.IPC.IdleTimeout,
+		SendTimeout:    cmp.Or(cfg.IPC.SendTimeout, -1), // off in the file means never
 		Logger:         log,
 	})
 	if err := srv.Listen(path); err != nil {

@@ -99,3 +99,26 @@ func ExampleQueue_TrySend() {
 	// mq: queue full
 	// mq: message too large: 501 bytes, limit 500
 }
+
+func ExampleQueue_SendParts() {
+	name := "example-parts-" + strconv.Itoa(os.Getpid())
+	ctx := context.Background()
+	q, err := mq.Create(name, 64<<10, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mq.Remove(name)
+	defer q.Close()
+
+	// A header and a payload from different buffers become one message,
+	// copied once, straight into the queue.
+	header, payload := []byte("resize:"), []byte("a.png")
+	if err := q.SendParts(ctx, header, payload); err != nil {
+		log.Fatal(err)
+	}
+	n, err := q.TryReceiveBatch(func(msg []byte) { fmt.Println(string(msg)) })
+	fmt.Println(n, err)
+	// Output:
+	// resize:a.png
+	// 1 <nil>
+}

@@ -77,7 +77,7 @@ func (m *memRing) queue(pid int32, consumer bool) *Queue {
 			m.t.Fatal(err)
 		}
 	}
-	q := newQueue(r, "mem", consumer, r.maxMsg, nil)
+	q := newQueue(r, "mem", consumer, r.maxMsg, DefaultSpin, nil)
 	m.t.Cleanup(func() { q.Close() })
 	return q
 }

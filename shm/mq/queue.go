@@ -14,6 +14,10 @@ import (
 // before it checks whether its producer died, when Options.TornTimeout is 0.
 const DefaultTornTimeout = time.Second
 
+// DefaultSpin is how long the consumer polls an empty queue before it
+// sleeps, when Options.Spin is 0.
+const DefaultSpin = 20 * time.Microsecond
+
 // Options configures Create and Open. The zero value (or nil) is useful.
 type Options struct {
 	// Mode is the permission of the segment Create makes; 0 means 0600.
@@ -29,6 +33,12 @@ type Options struct {
 	// is still alive (and skips the message if not). 0 means
 	// DefaultTornTimeout.
 	TornTimeout time.Duration
+	// Spin is how long the consumer keeps polling an empty queue before
+	// it sleeps on a futex. Polling costs a core while it lasts; sleeping
+	// costs the next producer a wake-up system call and the consumer a
+	// few microseconds of latency. 0 means DefaultSpin; a negative value
+	// means sleep at once. Only Create uses it.
+	Spin time.Duration
 }
 
 // Stats are a Queue's counters.
@@ -49,6 +59,7 @@ type Queue struct {
 	name     string
 	consumer bool
 	maxMsg   int
+	spin     time.Duration // consumer: poll this long before sleeping; <= 0: not at all
 
 	closed atomic.Bool
 	// blocked counts calls sleeping in the slow path, which Close wakes
@@ -64,8 +75,8 @@ type Queue struct {
 // release, if not nil, unmaps the ring's memory; it runs once the Queue is
 // unreachable, not at Close, so that no call racing with Close can touch
 // unmapped memory without every call paying for a reference count.
-func newQueue(r *ring, name string, consumer bool, maxMsg int, release func() error) *Queue {
-	q := &Queue{r: r, name: name, consumer: consumer, maxMsg: maxMsg}
+func newQueue(r *ring, name string, consumer bool, maxMsg int, spin time.Duration, release func() error) *Queue {
+	q := &Queue{r: r, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin}
 	if consumer {
 		r.attach()
 	}
@@ -121,6 +132,52 @@ func (q *Queue) TrySend(msg []byte) error {
 	}
 	q.sent.Add(1)
 	return nil
+}
+
+// SendParts sends one message that is the concatenation of parts, as Send
+// would send it, copying the parts straight into the queue (no
+// intermediate buffer). It is meant for a message made of a header and a
+// payload held in different buffers. ErrTooLarge applies to the total.
+func (q *Queue) SendParts(ctx context.Context, parts ...[]byte) error {
+	n := partsLen(parts)
+	if n > q.maxMsg {
+		return q.tooLarge(n)
+	}
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	if !q.r.putParts(parts, n) {
+		if err := q.waitRoom(ctx, func() bool { return q.r.putParts(parts, n) }); err != nil {
+			return err
+		}
+	}
+	q.sent.Add(1)
+	return nil
+}
+
+// TrySendParts is SendParts without waiting: it returns ErrFull if the
+// queue has no room for the message now.
+func (q *Queue) TrySendParts(parts ...[]byte) error {
+	n := partsLen(parts)
+	if n > q.maxMsg {
+		return q.tooLarge(n)
+	}
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	if !q.r.putParts(parts, n) {
+		return ErrFull
+	}
+	q.sent.Add(1)
+	return nil
+}
+
+func partsLen(parts [][]byte) int {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	return n
 }
 
 // SendBatch sends msgs in order, like calling Send for each, but reserves
@@ -224,6 +281,24 @@ func (q *Queue) ReceiveBatch(ctx context.Context, fn func(msg []byte)) (int, err
 	return q.receive(ctx, 1<<30, fn)
 }
 
+// TryReceiveBatch is ReceiveBatch without waiting: it calls fn for each
+// message ready now, in order, and returns how many it delivered; (0, nil)
+// when the queue is empty. msg is valid only until fn returns.
+func (q *Queue) TryReceiveBatch(fn func(msg []byte)) (int, error) {
+	if !q.consumer {
+		return 0, ErrNotConsumer
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.closed.Load() {
+		return 0, ErrClosed
+	}
+	defer q.r.publish()
+	n, err := q.r.poll(fn, 1<<30)
+	q.received.Add(uint64(n))
+	return n, err
+}
+
 // Listen calls fn for every message, in order, until ctx ends or an error
 // occurs. It returns ctx.Err() when ctx ends. msg is valid only until fn
 // returns.
@@ -259,7 +334,7 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 			q.received.Add(uint64(n))
 			return n, err
 		}
-		if r.spin() {
+		if r.spin(q.spin) {
 			continue
 		}
 		if q.closed.Load() {

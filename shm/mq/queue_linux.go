@@ -20,6 +20,9 @@ func (o *Options) norm() (Options, error) {
 	if n.TornTimeout == 0 {
 		n.TornTimeout = DefaultTornTimeout
 	}
+	if n.Spin == 0 {
+		n.Spin = DefaultSpin
+	}
 	if n.MaxMessage < 0 {
 		return n, fmt.Errorf("mq: negative MaxMessage %d", n.MaxMessage)
 	}
@@ -106,7 +109,7 @@ func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 			return nil, fmt.Errorf("%w (queue %s)", err, name)
 		}
 	}
-	return newQueue(r, name, consumer, maxMsg, seg.Close), nil
+	return newQueue(r, name, consumer, maxMsg, o.Spin, seg.Close), nil
 }
 
 func wrapShm(op, name string, err error) error {

@@ -400,6 +400,21 @@ func (r *ring) put(msg []byte) bool {
 	return true
 }
 
+// putParts copies the concatenation of parts, n bytes in all, into a fresh
+// record; false if the ring is full.
+func (r *ring) putParts(parts [][]byte, n int) bool {
+	pos, ok := r.reserve(n)
+	if !ok {
+		return false
+	}
+	off := pos&r.mask + recHeader
+	for _, p := range parts {
+		off += uint64(copy(r.buf[off:], p))
+	}
+	r.commit(pos, n)
+	return true
+}
+
 // putBatch copies as many leading messages of msgs as fit contiguously (at
 // least one, unless the ring is full) with one reservation and one commit,
 // and returns how many it sent. Records after the first are written
@@ -655,13 +670,14 @@ func (r *ring) flushReleases() {
 	r.pending = r.pending[:0]
 }
 
-// spinFor is how long the consumer polls before it sleeps. A sleep costs
-// the next producer a wake-up system call (microseconds), so a short poll
-// pays for itself when messages arrive at high rates.
-const spinFor = 20 * time.Microsecond
-
-// spin polls ready for up to spinFor before the consumer pays for a sleep.
-func (r *ring) spin() bool {
+// spin polls ready for up to d before the consumer pays for a sleep; it
+// reports whether a record became ready. A sleep costs the next producer a
+// wake-up system call (microseconds), so a short poll pays for itself when
+// messages arrive at high rates.
+func (r *ring) spin(d time.Duration) bool {
+	if d <= 0 {
+		return r.ready()
+	}
 	var deadline time.Time
 	for i := 0; ; i++ {
 		if r.ready() {
@@ -670,7 +686,7 @@ func (r *ring) spin() bool {
 		if i%32 == 31 {
 			now := time.Now()
 			if deadline.IsZero() {
-				deadline = now.Add(spinFor)
+				deadline = now.Add(d)
 			} else if now.After(deadline) {
 				return false
 			}
