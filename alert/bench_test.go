@@ -97,11 +97,8 @@ func BenchmarkHandleMessage(b *testing.B) {
 		"b": func(ctx context.Context, a *Alert) { got++ },
 	}})
 	var msg []byte
-	data := make([]byte, 10)
 	for range 256 {
-		n := len(msg)
-		msg = append(msg, make([]byte, recordSize(1, len(data)))...)
-		putRecord(msg[n:], recWhole, 1, 2, uint32(len(data)), 0, "b", data)
+		msg = append(msg, encode(recWhole, 1, 2, 10, 0, "b", make([]byte, 10))...)
 	}
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -98,16 +98,20 @@ func runChild(role string) int {
 		<-ctx.Done()
 	case "seqmany":
 		// Like seq, but with SendMany in packs of varying length, every
-		// 50th alert too large for one inbox message (filled with its
-		// number's low byte, so the receiver can check it arrived whole).
+		// 50th alert too large for one inbox message and many others
+		// larger than inlineData (filled with their number's low byte, so
+		// the receiver can check they arrived whole).
 		parent := os.Getppid()
 		var msgs []Message
 		for i := 0; i < arg; {
 			msgs = msgs[:0]
 			for k := 0; k < 1+i%97 && i < arg; k++ {
 				d := binary.LittleEndian.AppendUint64(nil, uint64(i))
-				if i%50 == 49 {
+				switch {
+				case i%50 == 49:
 					d = append(d, bytes.Repeat([]byte{byte(i)}, 3*MinInboxSize/4)...)
+				case i%7 == 3: // payload handed to the queue as a part of its own
+					d = append(d, bytes.Repeat([]byte{byte(i)}, inlineData+50)...)
 				}
 				msgs = append(msgs, Message{Name: "seq", Data: d})
 				i++

@@ -43,19 +43,17 @@ type record struct {
 // data part of d bytes.
 func recordSize(n, d int) int { return headerSize + n + d }
 
-// putRecord encodes r's header, name and data into b, which must hold
-// recordSize(len(name), len(data)) bytes.
-func putRecord(b []byte, kind uint8, pid uint32, start uint64, total, offset uint32, name string, data []byte) {
+// putHeader encodes the header of a record with a name of nameLen bytes
+// into b[:headerSize]; the name and data follow it.
+func putHeader(b []byte, kind uint8, nameLen int, pid uint32, start uint64, total, offset uint32) {
 	_ = b[headerSize-1]
 	b[0] = kind
-	b[1] = uint8(len(name))
+	b[1] = uint8(nameLen)
 	b[2], b[3] = 0, 0
 	binary.LittleEndian.PutUint32(b[4:], pid)
 	binary.LittleEndian.PutUint64(b[8:], start)
 	binary.LittleEndian.PutUint32(b[16:], total)
 	binary.LittleEndian.PutUint32(b[20:], offset)
-	n := copy(b[headerSize:], name)
-	copy(b[headerSize+n:], data)
 }
 
 // decodeRecord parses the record at the start of b into r and returns the

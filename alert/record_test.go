@@ -10,7 +10,9 @@ import (
 
 func encode(kind uint8, pid uint32, start uint64, total, offset uint32, name string, data []byte) []byte {
 	b := make([]byte, recordSize(len(name), len(data)))
-	putRecord(b, kind, pid, start, total, offset, name, data)
+	putHeader(b, kind, len(name), pid, start, total, offset)
+	n := copy(b[headerSize:], name)
+	copy(b[headerSize+n:], data)
 	return b
 }
 

@@ -1,0 +1,234 @@
+//go:build linux
+
+package alert
+
+import (
+	"context"
+	"errors"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/procwire/procwire/internal/proc"
+)
+
+// partial is a large alert being reassembled.
+type partial struct {
+	name string
+	buf  []byte
+	got  int
+	last time.Time
+}
+
+// spinPolls is how many times the spinning receive goroutine looks at an
+// empty inbox between two yields of its core: a yield is a system call,
+// which would otherwise delay the pickup of an alert arriving meanwhile.
+const spinPolls = 64
+
+// stallTimeout is how long a half-received large alert may wait for its
+// next chunk before it is dropped (its sender gave up or stalled).
+const stallTimeout = 30 * time.Second
+
+// receive drains the inbox and runs handlers, one alert at a time, in
+// inbox order, which is send order for each sender.
+func (g *Group) receive() {
+	defer g.wg.Done()
+	hctx := context.WithValue(g.ctx, handlerCtxKey{}, g)
+	partials := make(map[proc.ID]*partial)
+	// Delivered is counted once per batch: an atomic add per alert costs
+	// as much as the rest of its dispatch.
+	delivered := 0
+	fn := func(msg []byte) { delivered += g.handleMessage(hctx, msg, partials) }
+	count := func() {
+		if delivered > 0 {
+			g.delivered.Add(uint64(delivered))
+			delivered = 0
+		}
+	}
+	defer count()
+	var idleSince time.Time
+	polls := 0
+	for g.ctx.Err() == nil {
+		if g.cfg.Spin > 0 {
+			// Poll for up to Spin before sleeping (the inbox itself is made
+			// to sleep at once: the spinning is done here, where it can
+			// yield the core to other processes).
+			n, err := g.inbox.TryReceiveBatch(fn)
+			count()
+			if err != nil {
+				g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+				return
+			}
+			if n > 0 {
+				idleSince, polls = time.Time{}, 0
+				continue
+			}
+			if polls++; polls%spinPolls != 0 {
+				continue
+			}
+			now := time.Now()
+			if idleSince.IsZero() {
+				idleSince = now
+			}
+			if now.Sub(idleSince) < g.cfg.Spin {
+				// Give the core to another runnable process, if any (it may
+				// be the very sender we wait for): spinning on an
+				// oversubscribed machine otherwise costs a time slice.
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				continue
+			}
+		}
+		ctx, cancel := g.ctx, context.CancelFunc(func() {})
+		if len(partials) > 0 {
+			ctx, cancel = context.WithTimeout(g.ctx, time.Second)
+		}
+		_, err := g.inbox.ReceiveBatch(ctx, fn)
+		cancel()
+		count()
+		idleSince, polls = time.Time{}, 0
+		if g.ctx.Err() != nil {
+			return
+		}
+		if len(partials) > 0 {
+			g.sweep(partials)
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+			return
+		}
+	}
+}
+
+// sweep drops reassemblies whose sender died or stalled.
+func (g *Group) sweep(partials map[proc.ID]*partial) {
+	now := time.Now()
+	for id, pa := range partials {
+		if !proc.Alive(id) || now.Sub(pa.last) > stallTimeout {
+			delete(partials, id)
+			g.dropped.Add(1)
+			g.log.Warn("alert: dropped incomplete large alert", "group", g.name, "sender", id.PID, "name", pa.name, "received", pa.got, "size", len(pa.buf))
+		}
+	}
+}
+
+// handleMessage handles the records of one inbox message in order and
+// returns how many reached a handler.
+func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) (delivered int) {
+	if raceEnabled {
+		g.selfSync.Load()
+	}
+	var r record
+	for {
+		rest, err := decodeRecord(msg, &r)
+		if err != nil {
+			g.dropped.Add(1)
+			g.log.Error("alert: dropped record", "group", g.name, "err", err)
+			return
+		}
+		if g.handleRecord(ctx, &r, partials) {
+			delivered++
+		}
+		if len(rest) == 0 {
+			return
+		}
+		msg = rest
+	}
+}
+
+// handleRecord reports whether a handler ran.
+func (g *Group) handleRecord(ctx context.Context, r *record, partials map[proc.ID]*partial) bool {
+	sender := proc.ID{PID: int32(r.pid), Start: r.start}
+	if r.kind == recWhole {
+		return g.dispatch(ctx, r.name, "", r.data, sender)
+	}
+	pa := partials[sender]
+	if r.offset == 0 {
+		if pa != nil {
+			g.dropped.Add(1) // a new transfer from the same sender means the old one was abandoned
+		}
+		pa = &partial{name: string(r.name), buf: make([]byte, r.total)}
+		partials[sender] = pa
+	}
+	if pa == nil || int(r.offset) != pa.got || len(pa.buf) != int(r.total) {
+		delete(partials, sender)
+		g.dropped.Add(1)
+		g.log.Warn("alert: dropped out-of-sequence chunk", "group", g.name, "sender", sender.PID, "offset", r.offset)
+		return false
+	}
+	pa.got += copy(pa.buf[pa.got:], r.data)
+	pa.last = time.Now()
+	if pa.got == len(pa.buf) {
+		delete(partials, sender)
+		return g.dispatch(ctx, nil, pa.name, pa.buf, sender)
+	}
+	return false
+}
+
+// alertSlab is how many Alerts the receive goroutine allocates at once.
+// Every alert still gets a distinct *Alert (so a stale one can never Reply
+// for a later alert), but the allocation is paid once per slab.
+const alertSlab = 64
+
+// newAlert returns a fresh Alert. Only the receive goroutine calls it.
+func (g *Group) newAlert() *Alert {
+	if len(g.slab) == 0 {
+		g.slab = make([]Alert, alertSlab)
+	}
+	a := &g.slab[0]
+	g.slab = g.slab[1:]
+	return a
+}
+
+// dispatch runs the handler for one alert. name is either raw bytes from
+// the inbox (looked up without allocating) or, for reassembled alerts, sname.
+func (g *Group) dispatch(ctx context.Context, name []byte, sname string, data []byte, sender proc.ID) bool {
+	t := g.handlers.load()
+	var e handlerEntry
+	var ok bool
+	switch {
+	case name != nil && t == g.last.tab && string(name) == g.last.e.name:
+		// Alerts tend to come in runs of one name: skip hashing it.
+		e, ok = g.last.e, true
+	case name != nil:
+		e, ok = t.byName[string(name)]
+		if ok {
+			g.last.tab, g.last.e = t, e
+		}
+	default:
+		e, ok = t.byName[sname]
+	}
+	if !ok {
+		g.unmatched.Add(1)
+		if t.def == nil {
+			return false
+		}
+		e.fn = t.def
+		e.name = sname
+		if name != nil {
+			e.name = string(name)
+		}
+	}
+	var a *Alert
+	if name != nil {
+		a = g.newAlert()
+	} else {
+		// A reassembled alert gets an Alert of its own, so that no slab
+		// keeps its (possibly huge) buffer alive after the handler.
+		a = new(Alert)
+	}
+	a.Name, a.Data, a.Sender, a.senderStart, a.g = e.name, data, int(sender.PID), sender.Start, g
+	g.call(ctx, e.fn, a)
+	a.done.Store(true)
+	return true
+}
+
+func (g *Group) call(ctx context.Context, fn HandlerFunc, a *Alert) {
+	defer func() {
+		if v := recover(); v != nil {
+			g.panics.Add(1)
+			g.log.Error("alert: handler panicked; still receiving", "group", g.name, "name", a.Name, "sender", a.Sender, "panic", v, "stack", string(debug.Stack()))
+		}
+	}()
+	fn(ctx, a)
+}
