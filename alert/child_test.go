@@ -41,6 +41,12 @@ func TestMain(m *testing.M) {
 }
 
 func runChild(role string) int {
+	if role == "execd" {
+		// What an "exec" child became: not a member, just a process with
+		// the same pid that waits for stdin to close.
+		io.Copy(io.Discard, os.Stdin)
+		return 0
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := &Config{}
@@ -49,6 +55,7 @@ func runChild(role string) int {
 	}
 	arg, _ := strconv.Atoi(os.Getenv(envArg))
 	release := make(chan struct{})
+	stall := make(chan struct{})
 	var once sync.Once
 	cfg.Handlers = map[string]HandlerFunc{
 		// ping: answer with the same data.
@@ -65,6 +72,8 @@ func runChild(role string) int {
 		},
 		// stall: block the receive goroutine until stdin closes.
 		"stall": func(ctx context.Context, a *Alert) { <-release },
+		// exec: tell the "exec" role to exec.
+		"exec": func(ctx context.Context, a *Alert) { close(stall) },
 	}
 	g, err := Join(ctx, os.Getenv(envGroup), cfg)
 	if err != nil {
@@ -122,6 +131,18 @@ func runChild(role string) int {
 			}
 		}
 		<-ctx.Done()
+	case "exec":
+		// Replace this program (same pid, no Close) once told to.
+		<-stall
+		env := []string{envRole + "=execd"}
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, envRole+"=") {
+				env = append(env, kv)
+			}
+		}
+		err := syscall.Exec(os.Args[0], []string{os.Args[0], "-test.run=^$"}, env)
+		fmt.Fprintln(os.Stderr, "exec:", err)
+		return 1
 	case "flood":
 		// Send arg-byte alerts to the parent until killed.
 		parent := os.Getppid()

@@ -91,3 +91,26 @@ func TestSendRacingDeathFails(t *testing.T) {
 	}
 	waitFor(t, "only us left", func() bool { return len(g.Members()) == 1 })
 }
+
+// A member that execs another program keeps its pid but stops being a
+// member: the kernel marks its life word at the exec as at a death, so
+// sends to it fail and the next pruning removes it, although its pidfd
+// never fires.
+func TestExecLeavesGroup(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	g := join(t, group, nil)
+	c := startChild(t, group, "exec", 0, 0)
+	waitFor(t, "child member", func() bool { return hasMember(g, c.pid) })
+	if err := g.Send(context.Background(), c.pid, "exec", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "sends to the exec'd child failing", func() bool {
+		return errors.Is(g.Send(context.Background(), c.pid, "x", nil), ErrNoMember)
+	})
+	// A membership change prunes it: here, another member joining.
+	other := startChild(t, group, "echo", 0, 0)
+	waitFor(t, "exec'd child pruned", func() bool { return !hasMember(g, c.pid) && hasMember(g, other.pid) })
+	other.stop(t)
+	c.stop(t)
+}

@@ -194,13 +194,19 @@ func (r *registry) clear(i int) {
 	r.bump()
 }
 
-// prune removes members whose process is gone (safe against pid reuse) and
-// unlinks their inboxes. The caller holds the lock. It returns how many it removed.
+// prune removes members whose process is gone (safe against pid reuse),
+// or whose life word says their lifeline thread died (the process exec'd
+// another program, which keeps its pid but not its membership), and
+// unlinks their inboxes. The caller holds the lock. It returns how many it
+// removed.
 func (r *registry) prune() int {
 	n := 0
 	for i := range MaxMembers {
 		s, ok := r.readSlot(i)
-		if !ok || proc.Alive(s.id) {
+		if !ok {
+			continue
+		}
+		if _, _, life := r.slotWords(i); atomic.LoadUint32(life)&ownerDied == 0 && proc.Alive(s.id) {
 			continue
 		}
 		// The inbox goes first: if this process dies in between, the slot
