@@ -36,7 +36,11 @@
 //     once its inbox is full, its senders.
 //   - Alert.Data is valid only until the handler returns; copy it to keep it.
 //     Every alert gets its own *Alert (so Reply on a stale one fails rather
-//     than answering a later alert), allocated in slabs of 64.
+//     than answering a later alert), allocated in slabs of 64. For small
+//     alerts that allocation is most of the garbage collector's work;
+//     Config.ReuseAlerts trades it for a stricter rule (the *Alert itself
+//     is valid only until the handler returns) and can double the receive
+//     rate.
 //   - An alert too big for the destination's inbox (more than a quarter of
 //     it) is sent in chunks that the receiver reassembles, so alerts of
 //     hundreds of megabytes (up to MaxData) arrive whole, through the same

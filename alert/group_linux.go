@@ -56,6 +56,7 @@ type Group struct {
 	sent, rejected atomic.Uint64 // written by senders
 	_              cpu.CacheLinePad
 	slab           []Alert // fresh Alerts for the receive goroutine; see newAlert
+	reused         Alert   // the one Alert of Config.ReuseAlerts
 	// last is the receive goroutine's last successful handler lookup,
 	// valid while tab is the current handler table.
 	last struct {

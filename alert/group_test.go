@@ -417,16 +417,71 @@ func TestUnmatchedAndDefault(t *testing.T) {
 	waitFor(t, "3 unmatched, 4 delivered", func() bool { s := g.Stats(); return s.Unmatched == 3 && s.Delivered == 4 })
 }
 
-// Reply is only possible while the handler runs.
+// Reply is only possible while the handler runs (with ReuseAlerts: until
+// the next alert's handler starts).
 func TestReplyAfterHandler(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			group := testGroup(t)
+			kept := make(chan *Alert, 1)
+			g := join(t, group, &Config{ReuseAlerts: reuse, Default: func(ctx context.Context, a *Alert) { kept <- a }})
+			g.Send(context.Background(), g.PID(), "x", nil)
+			a := recv(t, kept)
+			waitFor(t, "handler return", func() bool { return a.done.Load() })
+			if err := a.Reply(context.Background(), "y", nil); !errors.Is(err, ErrNotInHandler) {
+				t.Fatalf("late reply: %v", err)
+			}
+		})
+	}
+}
+
+// With ReuseAlerts every handler call gets the same *Alert, refilled with
+// each alert's name, data and sender, and Reply works inside the handler.
+func TestReuseAlerts(t *testing.T) {
+	checkLeaks(t)
 	group := testGroup(t)
-	kept := make(chan *Alert, 1)
-	g := join(t, group, &Config{Default: func(ctx context.Context, a *Alert) { kept <- a }})
-	g.Send(context.Background(), g.PID(), "x", nil)
-	a := recv(t, kept)
-	waitFor(t, "handler return", func() bool { return a.done.Load() })
-	if err := a.Reply(context.Background(), "y", nil); !errors.Is(err, ErrNotInHandler) {
-		t.Fatalf("late reply: %v", err)
+	const n = 5000
+	var (
+		first   *Alert
+		next    uint64
+		errs    []string
+		handled atomic.Int64
+	)
+	fail := func(format string, args ...any) {
+		if len(errs) < 10 {
+			errs = append(errs, fmt.Sprintf(format, args...))
+		}
+	}
+	var sender atomic.Int64
+	join(t, group, &Config{ReuseAlerts: true, Handlers: map[string]HandlerFunc{
+		"seq": func(ctx context.Context, a *Alert) {
+			if first == nil {
+				first = a
+				sender.Store(int64(a.Sender))
+			}
+			if a != first {
+				fail("alert %d: a new *Alert", next)
+			}
+			if got := binary.LittleEndian.Uint64(a.Data); got != next || a.Name != "seq" || int64(a.Sender) != sender.Load() {
+				fail("alert %d: got %q %d from %d", next, a.Name, got, a.Sender)
+			}
+			if next%1000 == 0 {
+				if err := a.Reply(ctx, "ping", nil); err != nil {
+					fail("reply in handler: %v", err)
+				}
+			}
+			next++
+			handled.Add(1)
+		},
+	}})
+	c := startChild(t, group, "seq", n, 0)
+	waitFor(t, "all alerts", func() bool { return handled.Load() == n })
+	c.stop(t)
+	if sender.Load() != int64(c.pid) {
+		t.Errorf("alerts from %d, want %d", sender.Load(), c.pid)
+	}
+	if len(errs) > 0 {
+		t.Fatal(strings.Join(errs, "\n"))
 	}
 }
 

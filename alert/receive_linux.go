@@ -170,8 +170,13 @@ func (g *Group) handleRecord(ctx context.Context, r *record, partials map[proc.I
 // for a later alert), but the allocation is paid once per slab.
 const alertSlab = 64
 
-// newAlert returns a fresh Alert. Only the receive goroutine calls it.
+// newAlert returns a fresh Alert, or with Config.ReuseAlerts the reused
+// one. Only the receive goroutine calls it.
 func (g *Group) newAlert() *Alert {
+	if g.cfg.ReuseAlerts {
+		g.reused.done.Store(false)
+		return &g.reused
+	}
 	if len(g.slab) == 0 {
 		g.slab = make([]Alert, alertSlab)
 	}

@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -34,6 +35,9 @@ type Config struct {
 	Duration time.Duration // measured time, after Warmup
 	Warmup   time.Duration // skipped at the start (default 100ms)
 	Spin     time.Duration // members' alert.Config.Spin
+	// ReuseAlerts is the members' alert.Config.ReuseAlerts: one *Alert
+	// for every handler call instead of one allocated per alert.
+	ReuseAlerts bool
 	// Batch is how many alerts a member hands to each destination per
 	// call in AllToAll: 0 means DefaultBatch, 1 means one Send per alert,
 	// more means one SendMany of that many. Every alert is still in the
@@ -47,10 +51,16 @@ type Config struct {
 // kilobytes of small alerts.
 const DefaultBatch = 256
 
+// MemberConfig is what a member process needs to know before it joins.
+type MemberConfig struct {
+	Spin        time.Duration // alert.Config.Spin
+	ReuseAlerts bool          // alert.Config.ReuseAlerts
+}
+
 // Spawn starts one member process, which must call Member with the group
-// and spin it is given. The returned command has been started; its stdin
-// is a pipe that the coordinator closes to make it exit.
-type Spawn func(ctx context.Context, group string, spin time.Duration) (*exec.Cmd, io.WriteCloser, error)
+// and configuration it is given. The returned command has been started;
+// its stdin is a pipe that the coordinator closes to make it exit.
+type Spawn func(ctx context.Context, group string, mc MemberConfig) (*exec.Cmd, io.WriteCloser, error)
 
 // Result is the outcome of AllToAll.
 type Result struct {
@@ -85,7 +95,7 @@ func start(ctx context.Context, cfg Config, spawn Spawn, members int) (*coordina
 	}
 	c.g = g
 	for range members {
-		cmd, stdin, err := spawn(ctx, cfg.Group, cfg.Spin)
+		cmd, stdin, err := spawn(ctx, cfg.Group, MemberConfig{Spin: cfg.Spin, ReuseAlerts: cfg.ReuseAlerts})
 		if err != nil {
 			c.close()
 			return nil, err
@@ -222,7 +232,7 @@ func RoundTrip(ctx context.Context, cfg Config, spawn Spawn) (Latency, error) {
 
 // Member is the body of a member process: it joins group and follows the
 // coordinator's orders until stdin closes.
-func Member(ctx context.Context, group string, spin time.Duration, stdin io.Reader) error {
+func Member(ctx context.Context, group string, mc MemberConfig, stdin io.Reader) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Handlers may run before Join returns; those that need g wait for it.
@@ -331,7 +341,7 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 		},
 	}
 	var err error
-	g, err = alert.Join(ctx, group, &alert.Config{Spin: spin, Handlers: handlers})
+	g, err = alert.Join(ctx, group, &alert.Config{Spin: mc.Spin, ReuseAlerts: mc.ReuseAlerts, Handlers: handlers})
 	if err != nil {
 		return err
 	}
@@ -344,15 +354,16 @@ func Member(ctx context.Context, group string, spin time.Duration, stdin io.Read
 
 // SelfSpawn returns a Spawn that re-executes this program with args
 // (which must lead it to call Member) and the environment variables
-// PROCWIRE_BENCH_GROUP and PROCWIRE_BENCH_SPIN set.
+// PROCWIRE_BENCH_GROUP, PROCWIRE_BENCH_SPIN and PROCWIRE_BENCH_REUSE set.
 func SelfSpawn(args ...string) Spawn {
-	return func(ctx context.Context, group string, spin time.Duration) (*exec.Cmd, io.WriteCloser, error) {
+	return func(ctx context.Context, group string, mc MemberConfig) (*exec.Cmd, io.WriteCloser, error) {
 		exe, err := os.Executable()
 		if err != nil {
 			return nil, nil, err
 		}
 		cmd := exec.Command(exe, args...)
-		cmd.Env = append(os.Environ(), "PROCWIRE_BENCH_GROUP="+group, "PROCWIRE_BENCH_SPIN="+spin.String())
+		cmd.Env = append(os.Environ(), "PROCWIRE_BENCH_GROUP="+group, "PROCWIRE_BENCH_SPIN="+mc.Spin.String(),
+			"PROCWIRE_BENCH_REUSE="+strconv.FormatBool(mc.ReuseAlerts))
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
 		if err != nil {
@@ -365,7 +376,7 @@ func SelfSpawn(args ...string) Spawn {
 	}
 }
 
-// MemberFromEnv runs Member with the group and spin SelfSpawn passed. If
+// MemberFromEnv runs Member with the group and configuration SelfSpawn passed. If
 // PROCWIRE_BENCH_CPUPROFILE is set, the member writes a CPU profile to
 // that path with its pid appended, for looking at one member's send and
 // receive paths under the real load.
@@ -373,6 +384,10 @@ func MemberFromEnv(ctx context.Context) error {
 	spin, err := time.ParseDuration(os.Getenv("PROCWIRE_BENCH_SPIN"))
 	if err != nil {
 		return fmt.Errorf("bench: PROCWIRE_BENCH_SPIN: %w", err)
+	}
+	reuse, err := strconv.ParseBool(os.Getenv("PROCWIRE_BENCH_REUSE"))
+	if err != nil {
+		return fmt.Errorf("bench: PROCWIRE_BENCH_REUSE: %w", err)
 	}
 	if path := os.Getenv("PROCWIRE_BENCH_CPUPROFILE"); path != "" {
 		f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid()))
@@ -385,5 +400,5 @@ func MemberFromEnv(ctx context.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return Member(ctx, os.Getenv("PROCWIRE_BENCH_GROUP"), spin, os.Stdin)
+	return Member(ctx, os.Getenv("PROCWIRE_BENCH_GROUP"), MemberConfig{Spin: spin, ReuseAlerts: reuse}, os.Stdin)
 }

@@ -41,26 +41,38 @@ func BenchmarkAllToAll(b *testing.B) {
 		for _, size := range []int{10, 10 << 10} {
 			for _, batch := range []int{1, DefaultBatch} {
 				b.Run(fmt.Sprintf("members=%d/size=%d/batch=%d", members, size, batch), func(b *testing.B) {
-					var rate float64
-					for i := range b.N {
-						r, err := AllToAll(context.Background(), Config{
-							Group:    fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), members, size, i),
-							Members:  members,
-							Size:     size,
-							Duration: benchDuration(b),
-							Batch:    batch,
-						}, spawn)
-						if err != nil {
-							b.Fatal(err)
-						}
-						rate += r.Rate()
-					}
-					b.ReportMetric(rate/float64(b.N), "alerts/s")
-					b.ReportMetric(0, "ns/op")
+					benchAllToAll(b, Config{Members: members, Size: size, Batch: batch})
 				})
 			}
 		}
 	}
+}
+
+// BenchmarkAllToAllReuse is BenchmarkAllToAll with 5 members whose
+// handlers get one reused *Alert (alert.Config.ReuseAlerts).
+func BenchmarkAllToAllReuse(b *testing.B) {
+	for _, size := range []int{10, 10 << 10} {
+		for _, batch := range []int{1, DefaultBatch} {
+			b.Run(fmt.Sprintf("members=5/size=%d/batch=%d", size, batch), func(b *testing.B) {
+				benchAllToAll(b, Config{Members: 5, Size: size, Batch: batch, ReuseAlerts: true})
+			})
+		}
+	}
+}
+
+func benchAllToAll(b *testing.B, cfg Config) {
+	var rate float64
+	for i := range b.N {
+		cfg.Group = fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), cfg.Members, cfg.Size, i)
+		cfg.Duration = benchDuration(b)
+		r, err := AllToAll(context.Background(), cfg, spawn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rate += r.Rate()
+	}
+	b.ReportMetric(rate/float64(b.N), "alerts/s")
+	b.ReportMetric(0, "ns/op")
 }
 
 // BenchmarkRoundTrip reports Send+Reply round-trip percentiles between two
@@ -98,6 +110,7 @@ func TestAllToAllSmoke(t *testing.T) {
 	for _, batch := range []int{1, 0} {
 		r, err := AllToAll(context.Background(), Config{
 			Group: fmt.Sprintf("smoke%d-%d", os.Getpid(), batch), Members: 2, Size: 10, Duration: 200 * time.Millisecond, Batch: batch,
+			ReuseAlerts: batch == 0,
 		}, spawn)
 		if err != nil {
 			t.Fatal(err)

@@ -28,7 +28,7 @@ const alertUsage = `send|broadcast|listen|members|bench --group G [flags]
   broadcast --group G --name NAME [--data TEXT]           send to every member, this one included
   listen    --group G [--count N]                         join and print every alert: "PID NAME DATA"
   members   --group G                                     list the members without joining
-  bench     --group G [--members N] [--size BYTES] [--duration D] [--batch N] [--rtt] [--spin D]
+  bench     --group G [--members N] [--size BYTES] [--duration D] [--batch N] [--reuse] [--rtt] [--spin D]
             all-to-all alerts/s between N member processes, or (--rtt) Send+Reply round trip`
 
 func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -114,13 +114,14 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		rtt := fs.Bool("rtt", false, "measure Send+Reply round trip between 2 members instead")
 		spin := fs.Duration("spin", 0, "receivers' spin before sleeping (0: default, negative: off)")
 		batch := fs.Int("batch", 0, "alerts per call to each destination: 1 means one Send per alert, N>1 one SendMany of N (0: 256)")
+		reuse := fs.Bool("reuse", false, "members' handlers get one reused *Alert (alert.Config.ReuseAlerts)")
 		if err := fs.Parse(args); err != nil {
 			return err
 		}
 		if *group == "" {
 			*group = fmt.Sprintf("bench-%d", os.Getpid())
 		}
-		cfg := bench.Config{Group: *group, Members: *members, Size: *size, Duration: *duration, Spin: *spin, Batch: *batch}
+		cfg := bench.Config{Group: *group, Members: *members, Size: *size, Duration: *duration, Spin: *spin, Batch: *batch, ReuseAlerts: *reuse}
 		spawn := bench.SelfSpawn("alert", "bench-member")
 		if *rtt {
 			l, err := bench.RoundTrip(ctx, cfg, spawn)
@@ -138,6 +139,9 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		how := "one Send per alert"
 		if b := cmp.Or(*batch, bench.DefaultBatch); b > 1 {
 			how = fmt.Sprintf("SendMany of %d per destination", b)
+		}
+		if *reuse {
+			how += ", reused Alerts"
 		}
 		fmt.Fprintf(stdout, "all-to-all, %d members, %d-byte alerts, %s: %.0f alerts/s delivered (%d in %v)\n",
 			r.Members, r.Size, how, r.Rate(), r.Delivered, r.Elapsed)
