@@ -96,8 +96,9 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 // that very process.
 func (g *Group) lookup(pid int, start uint64) (*peer, error) {
 	p := g.peers.Load().byPID[pid]
-	if p == nil || p.departed() {
+	if p == nil || p.dead.Load() {
 		// Maybe it joined (or we learned of a death) after our last look.
+		// (The full test, departed, comes in open and after the enqueue.)
 		p = g.table().byPID[pid]
 	}
 	if p == nil || (start != 0 && p.id.Start != start) {
