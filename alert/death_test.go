@@ -114,3 +114,43 @@ func TestExecLeavesGroup(t *testing.T) {
 	other.stop(t)
 	c.stop(t)
 }
+
+// Sends racing Close end with ErrClosed (or ErrNoMember), never a crash:
+// what they read of the registry stays mapped until the Group is garbage.
+func TestSendRacingClose(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	c := startChild(t, group, "echo", 0, 0) // keeps the group alive across our Closes
+	ctx := context.Background()
+	for range 10 {
+		g, err := Join(ctx, group, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errc := make(chan error, 4)
+		for k := range 4 {
+			go func() {
+				pid := c.pid
+				if k%2 == 1 {
+					pid = g.PID()
+				}
+				for {
+					if err := g.Send(ctx, pid, "x", []byte("hello")); err != nil {
+						errc <- err
+						return
+					}
+				}
+			}()
+		}
+		time.Sleep(time.Millisecond)
+		if err := g.Close(); err != nil {
+			t.Fatal(err)
+		}
+		for range 4 {
+			if err := <-errc; !errors.Is(err, ErrClosed) && !errors.Is(err, ErrNoMember) {
+				t.Fatalf("send racing Close: %v", err)
+			}
+		}
+	}
+	c.stop(t)
+}

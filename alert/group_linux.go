@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,6 +195,11 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	reg.unlock()
 	g.inbox = inbox
 	g.reg = reg
+	// Senders read the registry (the peers' slot words, the generation)
+	// without a lock, so it must stay mapped while any call can still be
+	// running: it is unmapped when the Group is garbage, not at Close,
+	// which keeps every send free of a reference count.
+	runtime.AddCleanup(g, func(r *registry) { r.close() }, reg)
 	g.peers.Store(&peerTable{gen: reg.generation() - 1}) // forces the first refresh
 	g.refresh()
 	g.wg.Add(2)
@@ -237,11 +243,9 @@ func (g *Group) Close() error {
 		g.peersMu.Unlock()
 		g.wg.Wait()
 		// The slot is gone (or, if the lock failed, this process is
-		// leaving anyway); the kernel must not write into the registry
-		// once it is unmapped.
+		// leaving anyway): the kernel must not write into it any more.
 		g.life.close()
 		g.closeErr = errors.Join(g.closeErr, g.inbox.Close())
-		g.closeErr = errors.Join(g.closeErr, g.reg.close())
 	})
 	return g.closeErr
 }
