@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/procwire/procwire/alert"
@@ -66,12 +67,25 @@ type Spawn func(ctx context.Context, group string, mc MemberConfig) (*exec.Cmd, 
 type Result struct {
 	Members   int
 	Size      int
-	Delivered uint64        // alerts handled by all members during the measured time
-	Elapsed   time.Duration // measured time
+	Delivered uint64 // alerts handled by all members during the measured time
+	// CPU is the processor time (user and system) the member processes
+	// used during the measured time. Alerts per CPU second are a measure
+	// of efficiency that holds up better than the rate on a machine that
+	// other work shares.
+	CPU     time.Duration
+	Elapsed time.Duration // measured time
 }
 
 // Rate is delivered alerts per second.
 func (r Result) Rate() float64 { return float64(r.Delivered) / r.Elapsed.Seconds() }
+
+// CPUPerAlert is the members' processor time per delivered alert.
+func (r Result) CPUPerAlert() time.Duration {
+	if r.Delivered == 0 {
+		return 0
+	}
+	return r.CPU / time.Duration(r.Delivered)
+}
 
 // Latency is the outcome of RoundTrip.
 type Latency struct {
@@ -193,6 +207,7 @@ func AllToAll(ctx context.Context, cfg Config, spawn Spawn) (Result, error) {
 	r := Result{Members: cfg.Members, Size: cfg.Size, Elapsed: cfg.Duration}
 	for _, b := range res {
 		r.Delivered += binary.LittleEndian.Uint64(b)
+		r.CPU += time.Duration(binary.LittleEndian.Uint64(b[8:]))
 	}
 	return r, nil
 }
@@ -297,10 +312,12 @@ func Member(ctx context.Context, group string, mc MemberConfig, stdin io.Reader)
 			go func() {
 				defer wg.Done()
 				time.Sleep(time.Until(t0.Add(warmup)))
-				c0 := g.Stats().Delivered
+				c0, cpu0 := g.Stats().Delivered, cpuTime()
 				time.Sleep(time.Until(t0.Add(warmup + d)))
-				c1 := g.Stats().Delivered
-				g.Send(ctx, coordinator, "result", binary.LittleEndian.AppendUint64(nil, c1-c0))
+				c1, cpu1 := g.Stats().Delivered, cpuTime()
+				res := binary.LittleEndian.AppendUint64(nil, c1-c0)
+				res = binary.LittleEndian.AppendUint64(res, uint64(cpu1-cpu0))
+				g.Send(ctx, coordinator, "result", res)
 			}()
 		},
 		"rtt": func(ctx context.Context, a *alert.Alert) {
@@ -401,4 +418,13 @@ func MemberFromEnv(ctx context.Context) error {
 		defer pprof.StopCPUProfile()
 	}
 	return Member(ctx, os.Getenv("PROCWIRE_BENCH_GROUP"), MemberConfig{Spin: spin, ReuseAlerts: reuse}, os.Stdin)
+}
+
+// cpuTime is the processor time this process has used so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

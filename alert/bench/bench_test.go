@@ -62,6 +62,7 @@ func BenchmarkAllToAllReuse(b *testing.B) {
 
 func benchAllToAll(b *testing.B, cfg Config) {
 	var rate float64
+	var cpu time.Duration
 	for i := range b.N {
 		cfg.Group = fmt.Sprintf("bench%d-%d-%d-%d", os.Getpid(), cfg.Members, cfg.Size, i)
 		cfg.Duration = benchDuration(b)
@@ -70,8 +71,10 @@ func benchAllToAll(b *testing.B, cfg Config) {
 			b.Fatal(err)
 		}
 		rate += r.Rate()
+		cpu += r.CPUPerAlert()
 	}
 	b.ReportMetric(rate/float64(b.N), "alerts/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/alert")
 	b.ReportMetric(0, "ns/op")
 }
 
@@ -115,8 +118,8 @@ func TestAllToAllSmoke(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.Delivered == 0 {
-			t.Fatalf("batch %d: nothing delivered", batch)
+		if r.Delivered == 0 || r.CPU <= 0 {
+			t.Fatalf("batch %d: %+v", batch, r)
 		}
 	}
 	l, err := RoundTrip(context.Background(), Config{

@@ -143,8 +143,8 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if *reuse {
 			how += ", reused Alerts"
 		}
-		fmt.Fprintf(stdout, "all-to-all, %d members, %d-byte alerts, %s: %.0f alerts/s delivered (%d in %v)\n",
-			r.Members, r.Size, how, r.Rate(), r.Delivered, r.Elapsed)
+		fmt.Fprintf(stdout, "all-to-all, %d members, %d-byte alerts, %s: %.0f alerts/s delivered (%d in %v, %v of CPU per alert)\n",
+			r.Members, r.Size, how, r.Rate(), r.Delivered, r.Elapsed, r.CPUPerAlert())
 		return nil
 	case "bench-member": // started by bench
 		return bench.MemberFromEnv(ctx)
