@@ -176,28 +176,35 @@ func runChild(role string) int {
 			}
 		}
 		return 0
-	case "stall-claimed", "stall-unmoved":
-		// Reserve space and stop before the commit, as if frozen or killed
-		// mid-write.
+	case "stall-write", "hold-shared":
+		// Send MQ_N whole messages, then stop half way through writing
+		// the next one, as if frozen or killed there: in its dedicated
+		// lane, or (hold-shared) in the shared lane, holding its lock.
 		q, err := Open(name, nil)
 		if err != nil {
 			return fail(err)
 		}
-		if role == "stall-claimed" {
-			pos, ok := q.r.reserve(100)
-			if !ok {
-				return fail(ErrFull)
-			}
-			copy(q.r.buf[pos&q.r.mask+recHeader:], "half a messa")
+		p := q.p
+		p.mu.Lock()
+		if role == "hold-shared" {
+			p.use(0)
 		} else {
-			// Claimed, but the tail not yet moved past it.
-			t := atomic.LoadUint64(q.r.tail)
-			old := atomic.LoadUint64(q.r.claim(t))
-			if !q.r.freeFor(old, t) || !atomic.CompareAndSwapUint64(q.r.claim(t), old, headerWord(q.r.self.pid, stWriting, 100)) {
-				return fail(fmt.Errorf("claim failed"))
+			p.lease()
+		}
+		p.mu.Unlock()
+		for i := range envInt("MQ_N") {
+			if err := q.Send(ctx, fmt.Appendf(nil, "whole %d", i)); err != nil {
+				return fail(err)
 			}
 		}
-		fmt.Println("stalled")
+		p.mu.Lock()
+		if err := p.begin(ctx); err != nil {
+			return fail(err)
+		}
+		t := atomic.LoadUint64(p.l.tail)
+		*p.r.word(p.l, t) = 100
+		copy(p.l.buf[t&p.r.mask+recHeader:], "half a messa")
+		fmt.Println("stalled", p.idx)
 		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
 	case "consume":
 		// Become the consumer, receive MQ_N messages, report, and hang.
