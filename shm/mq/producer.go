@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/procwire/procwire/shm"
 )
@@ -20,6 +21,7 @@ type producer struct {
 	idx    int        // l's index: 0 is the shared lane
 	lock   *shm.Mutex // the shared lane's lock; nil for a dedicated lane
 	closed bool
+	sent   uint64 // messages sent, for Stats
 
 	// headCache is the lane's head as last read, so that the consumer's
 	// cache line is read only when the lane looks full. Heads only grow,
@@ -147,12 +149,39 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 		t += size
 		k++
 	}
+	p.sent += uint64(k)
 	if t != t0 {
 		raceRelease()
 		atomic.StoreUint64(l.tail, t)
 		r.wakeConsumer()
 	}
 	return k, err
+}
+
+// tryPut1 is put of one message into a dedicated lane without wrapping
+// and without rereading the head, the common case, with none of put's
+// generality. It reports false when put must do the work: before the
+// lease, in the shared lane, at the ring's end, or when the lane looks
+// full. The caller holds mu.
+func (p *producer) tryPut1(msg []byte) bool {
+	l := p.l
+	if l == nil || p.lock != nil {
+		return false
+	}
+	r := p.r
+	t := atomic.LoadUint64(l.tail)
+	size := recSize(len(msg))
+	off := t & r.mask
+	if off+size > r.size || t < p.headCache || t+size-p.headCache > r.size {
+		return false
+	}
+	*(*uint64)(unsafe.Add(l.base, off)) = uint64(len(msg))
+	copy(l.buf[off+recHeader:], msg)
+	raceRelease()
+	atomic.StoreUint64(l.tail, t+size)
+	p.sent++
+	r.wakeConsumer()
+	return true
 }
 
 // room reports whether need bytes from tail position t have been released

@@ -70,7 +70,7 @@ type Queue struct {
 
 	mu sync.Mutex // serialises the consumer side (the producer has its own)
 
-	sent, received, fullWaits atomic.Uint64
+	received, fullWaits atomic.Uint64 // sent is in producer
 }
 
 // newQueue wraps a ring. maxMsg is the caller's limit, already checked.
@@ -112,8 +112,21 @@ func (q *Queue) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
 	}
+	if q.fastSend(msg) {
+		return nil
+	}
 	_, err := q.send(ctx, [][]byte{msg}, false, 0, true)
 	return err
+}
+
+// fastSend sends msg if that is simple: the Queue has a dedicated lane
+// with room for msg before the ring's end.
+func (q *Queue) fastSend(msg []byte) bool {
+	p := q.p
+	p.mu.Lock()
+	ok := !q.closed.Load() && p.tryPut1(msg)
+	p.mu.Unlock()
+	return ok
 }
 
 // TrySend is Send without waiting for room: it returns ErrFull if the
@@ -122,6 +135,9 @@ func (q *Queue) Send(ctx context.Context, msg []byte) error {
 func (q *Queue) TrySend(msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
+	}
+	if q.fastSend(msg) {
+		return nil
 	}
 	_, err := q.send(context.Background(), [][]byte{msg}, false, 0, false)
 	return err
@@ -200,7 +216,6 @@ func (q *Queue) send(ctx context.Context, msgs [][]byte, gather bool, total int,
 		if stop != nil {
 			stop()
 		}
-		q.sent.Add(uint64(sent))
 	}()
 	for i := 0; ; i++ {
 		var seq uint32
@@ -365,7 +380,6 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 func (q *Queue) Stats() Stats {
 	r := q.r
 	s := Stats{
-		Sent:      q.sent.Load(),
 		Received:  q.received.Load(),
 		FullWaits: q.fullWaits.Load(),
 		Takeovers: atomic.LoadUint64(r.takeovers),
@@ -375,6 +389,7 @@ func (q *Queue) Stats() Stats {
 		Used:      r.used(),
 	}
 	q.p.mu.Lock()
+	s.Sent = q.p.sent
 	if q.p.l != nil {
 		s.Lane = q.p.idx
 	}

@@ -18,26 +18,28 @@ const (
 	layoutMagic   = 0x514d5750 // "PWMQ" read as a little-endian uint32
 	layoutVersion = 3
 
-	// Queue header.
+	// Queue header. Words written by different parties are 128 bytes
+	// apart: Intel cores fetch cache lines in 128-byte pairs, so 64 bytes
+	// apart would still share.
 	offMagic     = 0   // uint32 layoutMagic
 	offVersion   = 4   // uint32 layoutVersion
 	offCap       = 8   // uint64 lane capacity in bytes, a power of two
 	offMaxMsg    = 16  // uint64 largest payload a producer may send
 	offLanes     = 24  // uint32 dedicated lanes L (the segment holds L+1)
-	offWake      = 64  // uint32 futex word: 1 while the consumer sleeps or is about to
-	offOwner     = 128 // uint64 consumer identity: pid<<42 | start time
-	offHigh      = 136 // uint32 lanes the consumer scans: 1 + highest lane ever leased
-	offTakeovers = 144 // uint64 lanes taken over from dead producers, over the queue's life
-	headerSize   = 256 // the lane table starts here
+	offWake      = 128 // uint32 futex word: 1 while the consumer sleeps or is about to
+	offOwner     = 256 // uint64 consumer identity: pid<<42 | start time
+	offHigh      = 264 // uint32 lanes the consumer scans: 1 + highest lane ever leased
+	offTakeovers = 272 // uint64 lanes taken over from dead producers, over the queue's life
+	headerSize   = 512 // the lane table starts here
 
 	// Lane control block, one per lane, laneSize bytes each.
-	laneSize  = 256
+	laneSize  = 512
 	lnOwner   = 0   // uint64 producer identity pid<<42 | start (dedicated lanes; 0 = free)
 	lnWaiters = 8   // uint32 1 while a producer waits (or is about to) for room
 	lnRoomSeq = 12  // uint32 futex word: bumped when head moves and someone waits
-	lnLock    = 64  // shm.Mutex (64 bytes): serialises the shared lane's producers
-	lnTail    = 128 // uint64 producer-written: end of the published records
-	lnHead    = 192 // uint64 consumer-written: end of the released records
+	lnLock    = 128 // shm.Mutex (64 bytes): serialises the shared lane's producers
+	lnTail    = 256 // uint64 producer-written: end of the published records
+	lnHead    = 384 // uint64 consumer-written: end of the released records
 
 	ringAlign = 4096 // the lanes' rings start page-aligned
 
