@@ -206,6 +206,37 @@ func runChild(role string) int {
 		copy(p.l.buf[t&p.r.mask+recHeader:], "half a messa")
 		fmt.Println("stalled", p.idx)
 		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
+	case "consume-record":
+		// Become the consumer and receive with ReceiveBatch until killed,
+		// recording in ack slot MQ_ID the first and last (seq+1) of the
+		// producer's messages it was given: in the handler, before the
+		// release, as an at-least-once consumer would.
+		q, err := Create(name, envInt("MQ_CAP"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		ack, err := shm.Attach(os.Getenv("MQ_ACK"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		id := envInt("MQ_ID")
+		first, last := ackSlot(ack, 2*id), ackSlot(ack, 2*id+1)
+		fmt.Println("consuming")
+		for {
+			_, err := q.ReceiveBatch(ctx, func(b []byte) {
+				seq := uint64(le32(b[4:])) + 1
+				if atomic.LoadUint64(first) == 0 {
+					atomic.StoreUint64(first, seq)
+				} else if l := atomic.LoadUint64(last); seq != l+1 {
+					fmt.Fprintf(os.Stderr, "consumer %d: got seq %d after %d\n", id, seq-1, l-1)
+					os.Exit(4)
+				}
+				atomic.StoreUint64(last, seq)
+			})
+			if err != nil {
+				return fail(err)
+			}
+		}
 	case "consume":
 		// Become the consumer, receive MQ_N messages, report, and hang.
 		q, err := Create(name, envInt("MQ_CAP"), nil)

@@ -259,6 +259,104 @@ func TestConsumerDies(t *testing.T) {
 	}
 }
 
+// TestCrashConsumers kills the consumer process with SIGKILL at random
+// moments, 30 times, while a producer sends, and starts another each
+// time. Each consumer sees a gapless run of the producer's messages that
+// starts no later than just after the last message its predecessors were
+// given (messages given by a ReceiveBatch call that had not returned may
+// be given again), and the last consumer receives everything that was
+// acknowledged.
+func TestCrashConsumers(t *testing.T) {
+	kills := 30
+	if testing.Short() {
+		kills = 10
+	}
+	const capacity = 1 << 12
+	name := qName(t)
+	q0, err := Create(name, capacity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q0.Close()
+	defer Remove(name)
+	ackName := name + ".ack"
+	ack, err := shm.Create(ackName, 16*(kills+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ack.Close(); shm.Remove(ackName) }()
+
+	p, err := Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var acked atomic.Uint32
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for seq := uint32(0); ; seq++ {
+			if err := p.Send(ctx, testMsg(1, seq, 8+int(seq%60))); err != nil {
+				return
+			}
+			acked.Store(seq + 1)
+		}
+	})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	seen := uint64(0) // highest seq+1 given to a consumer so far
+	for id := range kills {
+		k := startChild(t, "consume-record", "MQ_NAME="+name, "MQ_CAP="+itoa(capacity), "MQ_ACK="+ackName, "MQ_ID="+itoa(id))
+		if l := k.line(t); l != "consuming" {
+			t.Fatalf("consumer %d said %q", id, l)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(5 * time.Millisecond))))
+		k.kill()
+		if st := k.cmd.ProcessState; st.Exited() {
+			t.Fatalf("consumer %d exited by itself: %v", id, st)
+		}
+		first, last := atomic.LoadUint64(ackSlot(ack, 2*id)), atomic.LoadUint64(ackSlot(ack, 2*id+1))
+		if first == 0 {
+			continue // killed before its first message
+		}
+		if first > seen+1 {
+			t.Fatalf("consumer %d started at seq %d; its predecessors got up to %d: messages lost", id, first-1, int64(seen)-1)
+		}
+		seen = max(seen, last)
+	}
+	cancel()
+	wg.Wait()
+	q, err := Create(name, capacity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// Everything acknowledged is in the queue or was given to a killed
+	// consumer; the producer has stopped, so drain without waiting.
+	want := uint32(0)
+	for {
+		n, err := q.TryReceiveBatch(func(b []byte) {
+			_, seq := checkMsg(t, b)
+			if want == 0 && uint64(seq) > seen {
+				t.Fatalf("last consumer started at seq %d; its predecessors got up to %d", seq, int64(seen)-1)
+			}
+			if want != 0 && seq != want {
+				t.Fatalf("last consumer: got seq %d, want %d", seq, want)
+			}
+			want = seq + 1
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if got := max(uint64(want), seen); got != uint64(acked.Load()) {
+		t.Fatalf("messages up to %d given to consumers, %d acknowledged", got, acked.Load())
+	}
+	t.Logf("%d consumer kills; %d messages acknowledged, the killed consumers were given up to %d", kills, acked.Load(), seen)
+}
+
 // TestCrashProducers kills producer processes with SIGKILL at random
 // moments, about a hundred times, while the consumer reads. Afterwards no
 // acknowledged message is lost, none is duplicated, each producer's
