@@ -160,7 +160,8 @@ func runChild(role string) int {
 			atomic.StoreUint64(slot, uint64(seq))
 		}
 	case "send":
-		// Send MQ_N messages of MQ_SIZE bytes, then exit.
+		// Send MQ_N messages of MQ_SIZE bytes (with SendBatch, 64 at a
+		// time, if MQ_BATCH is set), then exit.
 		q, err := Open(name, nil)
 		if err != nil {
 			return fail(err)
@@ -169,6 +170,20 @@ func runChild(role string) int {
 		msg := make([]byte, size)
 		if err := q.Send(ctx, []byte("ready")); err != nil {
 			return fail(err)
+		}
+		if os.Getenv("MQ_BATCH") != "" {
+			batch := make([][]byte, 64)
+			for i := range batch {
+				batch[i] = msg
+			}
+			for n > 0 {
+				k := min(n, len(batch))
+				if _, err := q.SendBatch(ctx, batch[:k]); err != nil {
+					return fail(err)
+				}
+				n -= k
+			}
+			return 0
 		}
 		for range n {
 			if err := q.Send(ctx, msg); err != nil {
