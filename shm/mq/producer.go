@@ -14,6 +14,7 @@ import (
 // last view of that lane's head. A Queue leases its lane at its first send
 // and keeps it until Close, so that its messages stay in order.
 type producer struct {
+	_  pad // written at every send: see pad
 	r  *ring
 	mu sync.Mutex // serialises the Queue's sending goroutines; guards the rest
 
@@ -27,6 +28,7 @@ type producer struct {
 	// cache line is read only when the lane looks full. Heads only grow,
 	// so a stale value errs on the side of "full".
 	headCache uint64
+	_         pad
 }
 
 // lease gives the producer a lane: a free dedicated lane, else one whose

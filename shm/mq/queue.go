@@ -56,6 +56,7 @@ type Stats struct {
 // Create) or a producer's (from Open). Its methods are safe for concurrent
 // use by multiple goroutines.
 type Queue struct {
+	_        pad
 	r        *ring
 	p        *producer
 	name     string
@@ -64,6 +65,9 @@ type Queue struct {
 	spin     time.Duration // consumer: poll this long before sleeping; <= 0: not at all
 
 	closed atomic.Bool
+
+	// Written by the consumer at every call: see pad.
+	_ pad
 	// blocked counts calls sleeping in the slow path, which Close wakes
 	// and waits for.
 	blocked atomic.Int32
@@ -71,6 +75,7 @@ type Queue struct {
 	mu sync.Mutex // serialises the consumer side (the producer has its own)
 
 	received, fullWaits atomic.Uint64 // sent is in producer
+	_                   pad
 }
 
 // newQueue wraps a ring. maxMsg is the caller's limit, already checked.

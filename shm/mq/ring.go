@@ -104,6 +104,7 @@ type cursor struct {
 // in producer, the consumer's in the cursors below, used by one goroutine
 // at a time (Queue serialises them).
 type ring struct {
+	_      pad
 	data   []byte
 	size   uint64 // lane capacity in bytes, a power of two
 	mask   uint64
@@ -117,10 +118,21 @@ type ring struct {
 	owner, takeovers *uint64
 	lanes            []lane
 
-	// Consumer state.
+	// Consumer state, written at every poll: on cache lines of its own,
+	// so that a producer's ring allocated beside it (a Queue of another
+	// goroutine) does not share them.
+	_    pad
 	cur  []cursor
 	next int // lane where the next poll starts, for round-robin fairness
+	_    pad
 }
+
+// pad keeps fields that one goroutine writes often off the cache lines
+// that others read: 128 bytes, because Intel cores fetch lines in pairs.
+// Queues of one process are heap objects of the same size, often
+// allocated side by side, so a consumer's counters and a producer's
+// fields would otherwise share a line.
+type pad [128]byte
 
 // ringsAt is the offset of lane 0's ring in a data area with L dedicated
 // lanes.
