@@ -213,12 +213,14 @@ func runChild(role string) int {
 			}
 		}
 		p.mu.Lock()
-		if err := p.begin(ctx); err != nil {
+		if err := p.begin(ctx); err != nil { // holds the shared lane's lock, if ours
 			return fail(err)
 		}
-		t := atomic.LoadUint64(p.l.tail)
-		*p.r.word(p.l, t) = 100
+		t := p.tail
+		// The payload and the terminator after it, but not yet the
+		// header that would publish it.
 		copy(p.l.buf[t&p.r.mask+recHeader:], "half a messa")
+		*p.r.word(p.l, t+recSize(100)) = 0
 		fmt.Println("stalled", p.idx)
 		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
 	case "consume-record":

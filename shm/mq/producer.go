@@ -24,6 +24,12 @@ type producer struct {
 	closed bool
 	sent   uint64 // messages sent, for Stats
 
+	// tail is where the next record goes, if known: in a dedicated lane
+	// from the lease on (only we write it), in the shared lane while we
+	// hold its lock. The lane's tail word is only a hint (see endOf).
+	tail      uint64
+	tailKnown bool
+
 	// headCache is the lane's head as last read, so that the consumer's
 	// cache line is read only when the lane looks full. Heads only grow,
 	// so a stale value errs on the side of "full".
@@ -48,9 +54,10 @@ func (p *producer) lease() {
 			case pass == 0 || o == me:
 				continue
 			default:
-				// A dead producer published only whole records (its tail
-				// moves after them), so its lane is taken over as it is:
-				// its messages are read first, then ours.
+				// A dead producer published only whole records (a record
+				// is published by storing its header last), so its lane
+				// is taken over as it is: its messages are read first,
+				// then ours.
 				id := unpackOwner(o)
 				if r.plat.alive(id.pid, id.start) || !atomic.CompareAndSwapUint64(l.owner, o, me) {
 					continue
@@ -82,41 +89,71 @@ func (p *producer) use(i int) {
 	}
 }
 
-// begin prepares a send: it leases a lane on first use and takes the
-// shared lane's lock. The caller holds mu and calls end afterwards.
+// begin prepares a send: it leases a lane on first use, takes the shared
+// lane's lock and finds where the next record goes. The caller holds mu
+// and calls end afterwards.
 func (p *producer) begin(ctx context.Context) error {
 	if p.l == nil {
 		p.lease()
 	}
 	if p.lock != nil {
 		// A holder that died is replaced within ~20 ms. There is nothing
-		// to repair: the tail moves only past whole records, so a write
-		// it left unfinished is simply overwritten.
+		// to repair: a record becomes visible only when its header is
+		// stored, after the rest, so a write it left unfinished is simply
+		// overwritten.
 		if _, err := p.lock.Lock(ctx); err != nil {
 			return err
 		}
+		p.tailKnown = false // other processes have written since
+	}
+	if !p.tailKnown {
+		t, err := p.r.endOf(p.l)
+		if err != nil {
+			p.end()
+			return err
+		}
+		p.tail, p.tailKnown = t, true
 	}
 	return nil
 }
 
+// end finishes a send: in the shared lane it records the end of the
+// records for the next writer and releases the lock.
 func (p *producer) end() {
 	if p.lock != nil {
+		if p.tailKnown {
+			atomic.StoreUint64(p.l.tail, p.tail)
+		}
 		p.lock.Unlock()
 	}
 }
 
 // put appends msgs to the lane as separate messages or, if gather, as the
-// parts of one message of total bytes, and publishes what it wrote with
-// one store of the tail. It returns how many messages it appended: 0 if
-// the lane has no room for the first. The caller is between begin and end.
+// parts of one message of total bytes, and publishes them all at once. It
+// returns how many messages it appended: 0 if the lane has no room for
+// the first. The caller is between begin and end.
+//
+// Each record is followed by a zero word, the terminator, that tells the
+// consumer where the records end. Everything is written with plain stores
+// except the header of the first record (or wrap marker), which is
+// stored last with a sequentially consistent store: that store publishes
+// the batch, and the terminator it leaves behind was written before it.
 func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 	r, l := p.r, p.l
 	count := len(msgs)
 	if gather {
 		count = 1
 	}
-	t0 := atomic.LoadUint64(l.tail)
+	t0 := p.tail
 	t := t0
+	var first uint64 // the header word to store at t0, last
+	setHeader := func(pos, v uint64) {
+		if pos == t0 {
+			first = v
+		} else {
+			*r.word(l, pos) = v
+		}
+	}
 	k := 0
 	var err error
 	for k < count {
@@ -131,15 +168,14 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 			pad = r.size - off // a wrap marker, then the record at the ring's start
 		}
 		var ok bool
-		if ok, err = p.room(t, pad+size); !ok {
+		if ok, err = p.room(t, pad+size+recHeader); !ok {
 			break
 		}
 		if pad != 0 {
-			*r.word(l, t) = wrapMark
+			setHeader(t, wrapMark)
 			t += pad
 			off = 0
 		}
-		*r.word(l, t) = uint64(n)
 		at := off + recHeader
 		if gather {
 			for _, part := range msgs {
@@ -148,15 +184,23 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 		} else {
 			copy(l.buf[at:], msgs[k])
 		}
+		setHeader(t, uint64(n)+1)
 		t += size
 		k++
 	}
-	p.sent += uint64(k)
-	if t != t0 {
-		raceRelease()
-		atomic.StoreUint64(l.tail, t)
-		r.wakeConsumer()
+	if k == 0 {
+		return 0, err
 	}
+	*r.word(l, t) = 0 // the terminator
+	raceRelease()
+	atomic.StoreUint64(r.word(l, t0), first)
+	r.wakeConsumer()
+	p.tail = t
+	p.sent += uint64(k)
+	// Not for the consumer, which follows the headers: a hint for Stats
+	// and for the next owner of the lane (see endOf). The fast path does
+	// not store it.
+	atomic.StoreUint64(l.tail, t)
 	return k, err
 }
 
@@ -167,22 +211,23 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 // full. The caller holds mu.
 func (p *producer) tryPut1(msg []byte) bool {
 	l := p.l
-	if l == nil || p.lock != nil {
+	if l == nil || p.lock != nil || !p.tailKnown {
 		return false
 	}
 	r := p.r
-	t := atomic.LoadUint64(l.tail)
+	t := p.tail
 	size := recSize(len(msg))
 	off := t & r.mask
-	if off+size > r.size || t < p.headCache || t+size-p.headCache > r.size {
+	if off+size > r.size || t < p.headCache || t+size+recHeader-p.headCache > r.size {
 		return false
 	}
-	*(*uint64)(unsafe.Add(l.base, off)) = uint64(len(msg))
+	*r.word(l, t+size) = 0 // the terminator
 	copy(l.buf[off+recHeader:], msg)
 	raceRelease()
-	atomic.StoreUint64(l.tail, t+size)
-	p.sent++
+	atomic.StoreUint64((*uint64)(unsafe.Add(l.base, off)), uint64(len(msg))+1)
 	r.wakeConsumer()
+	p.tail = t + size
+	p.sent++
 	return true
 }
 
@@ -208,6 +253,9 @@ func (p *producer) free() {
 	defer p.mu.Unlock()
 	p.closed = true
 	if p.l != nil && p.idx != 0 {
+		if p.tailKnown {
+			atomic.StoreUint64(p.l.tail, p.tail) // exact, for the next owner
+		}
 		atomic.CompareAndSwapUint64(p.l.owner, packOwner(p.r.self), 0)
 	}
 	p.l = nil

@@ -246,17 +246,18 @@ func checkLayout(data []byte) (geometry, error) {
 	return g, nil
 }
 
-// checkCursors checks that a lane's head ≤ tail ≤ head + capacity. The
-// cursors may be moving (other processes use the queue), so they cannot
-// be read together: tail is read before and after head. When head was
-// read, tail was between the two readings, and the inequality held then;
-// a check of one tail reading against head would refuse a busy lane
-// whose tail moved on meanwhile.
+// checkCursors checks a lane's head and tail word: multiples of 8, and
+// the tail (a hint, which may lag behind head) no further than capacity
+// ahead of head. The cursors may be moving (other processes use the
+// queue), so they cannot be read together: tail is read before and after
+// head. Both only grow, and when head was read, tail was between the two
+// readings; a check of one tail reading against head would refuse a busy
+// lane whose tail moved on meanwhile.
 func checkCursors(lane []byte, capacity uint64) error {
 	tail1 := atomic.LoadUint64((*uint64)(unsafe.Pointer(&lane[lnTail])))
 	head := atomic.LoadUint64((*uint64)(unsafe.Pointer(&lane[lnHead])))
 	tail := atomic.LoadUint64((*uint64)(unsafe.Pointer(&lane[lnTail])))
-	if head%recAlign != 0 || tail%recAlign != 0 || tail1 > tail || head > tail || (tail1 > head && tail1-head > capacity) {
+	if head%recAlign != 0 || tail%recAlign != 0 || tail1 > tail || (tail1 > head && tail1-head > capacity) {
 		return fmt.Errorf("%w: cursors head %d, tail %d inconsistent", ErrCorrupt, head, tail)
 	}
 	return nil
@@ -347,35 +348,33 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 			r.next = 0
 		}
 		l, c := &r.lanes[i], &r.cur[i]
-		t := atomic.LoadUint64(l.tail)
-		if t == c.rpos {
+		h := atomic.LoadUint64(r.word(l, c.rpos))
+		if h == 0 {
 			continue
 		}
 		raceAcquire()
-		if t < c.rpos || t-c.rpos > r.size || t%recAlign != 0 {
-			return n, r.corrupt(i, c.rpos, t, "tail out of range")
-		}
-		for quota := laneQuota; c.rpos != t && n < max && quota > 0; quota-- {
+		for quota := laneQuota; h != 0 && n < max && quota > 0; h = atomic.LoadUint64(r.word(l, c.rpos)) {
 			off := c.rpos & r.mask
-			h := *(*uint64)(unsafe.Add(l.base, off))
 			if h == wrapMark {
 				c.rpos += r.size - off
-				if c.rpos > t {
-					return n, r.corrupt(i, c.rpos, t, "wrap marker beyond tail")
+			} else {
+				m := h - 1
+				if m > uint64(r.maxMsg) {
+					return n, r.corrupt(i, c.rpos, fmt.Sprintf("record header %#x", h))
 				}
-				quota++
-				continue
+				end := off + recHeader + m
+				if end > r.size {
+					return n, r.corrupt(i, c.rpos, fmt.Sprintf("record of %d bytes past the ring's end", m))
+				}
+				fn(l.buf[off+recHeader : end : end])
+				c.rpos += recSize(int(m))
+				n++
+				quota--
 			}
-			if h > uint64(r.maxMsg) {
-				return n, r.corrupt(i, c.rpos, t, fmt.Sprintf("record length %#x", h))
+			// A producer leaves at least a terminator's room free.
+			if c.rpos-c.pub > r.size-recHeader {
+				return n, r.corrupt(i, c.rpos, "records beyond the lane's capacity")
 			}
-			end := off + recHeader + h
-			if end > r.size || c.rpos+recSize(int(h)) > t {
-				return n, r.corrupt(i, c.rpos, t, fmt.Sprintf("record of %d bytes beyond tail or ring end", h))
-			}
-			fn(l.buf[off+recHeader : end : end])
-			c.rpos += recSize(int(h))
-			n++
 		}
 		if c.rpos-c.pub >= r.size/4 {
 			r.publishLane(i)
@@ -384,8 +383,37 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 	return n, nil
 }
 
-func (r *ring) corrupt(lane int, pos, tail uint64, what string) error {
-	return fmt.Errorf("%w: lane %d: %s at position %d (tail %d)", ErrCorrupt, lane, what, pos, tail)
+func (r *ring) corrupt(lane int, pos uint64, what string) error {
+	return fmt.Errorf("%w: lane %d: %s at position %d", ErrCorrupt, lane, what, pos)
+}
+
+// endOf returns the position after lane l's last published record, where
+// its terminator is. It starts from the lane's head or its tail word,
+// whichever is later: both are record boundaries at or before the end
+// (the tail word is only stored now and then by a dedicated lane's
+// producer, and a writer may die between publishing a record and storing
+// it), and follows the headers from there. Records a dead producer left
+// unpublished have no header yet, so they end the walk.
+func (r *ring) endOf(l *lane) (uint64, error) {
+	h := atomic.LoadUint64(l.head)
+	pos := max(h, atomic.LoadUint64(l.tail)&^(recAlign-1))
+	for {
+		if pos-h > r.size-recHeader {
+			return 0, fmt.Errorf("%w: no end to the records after head %d", ErrCorrupt, h)
+		}
+		w := atomic.LoadUint64(r.word(l, pos))
+		off := pos & r.mask
+		switch {
+		case w == 0:
+			return pos, nil
+		case w == wrapMark:
+			pos += r.size - off
+		case w-1 <= uint64(r.maxMsg) && off+recHeader+w-1 <= r.size:
+			pos += recSize(int(w - 1))
+		default:
+			return 0, fmt.Errorf("%w: record header %#x at position %d", ErrCorrupt, w, pos)
+		}
+	}
 }
 
 // grow extends the consumer's cursors to nl lanes, starting each at its
@@ -432,7 +460,7 @@ func (r *ring) ready() bool {
 		return true // a lane leased since the last poll: let poll look
 	}
 	for i := range nl {
-		if atomic.LoadUint64(r.lanes[i].tail) != r.cur[i].rpos {
+		if atomic.LoadUint64(r.word(&r.lanes[i], r.cur[i].rpos)) != 0 {
 			return true
 		}
 	}
@@ -509,7 +537,7 @@ func (r *ring) used() int {
 	var u uint64
 	for i := range r.scanned() {
 		h := atomic.LoadUint64(r.lanes[i].head)
-		if t := atomic.LoadUint64(r.lanes[i].tail); t > h {
+		if t, err := r.endOf(&r.lanes[i]); err == nil && t > h {
 			u += t - h
 		}
 	}
