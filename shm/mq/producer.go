@@ -74,7 +74,7 @@ func (p *producer) lease() {
 func (p *producer) use(i int) {
 	r := p.r
 	// The consumer must scan the lane before it can hold a record: raise
-	// the scanned count first (sequentially consistent, before any tail
+	// the scanned count first (sequentially consistent, before any header
 	// store of ours).
 	for {
 		h := atomic.LoadUint32(r.high)

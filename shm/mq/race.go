@@ -10,7 +10,7 @@ import "sync/atomic"
 // process would look like a race between the sender's earlier writes and
 // the receiver's reads; callers would need workarounds of their own. An
 // atomic add (a release and an acquire to the detector) at each hand-off
-// (a producer publishing a tail, the consumer seeing it, the consumer
+// (a producer publishing a record, the consumer seeing it, the consumer
 // publishing a head, a producer seeing it) gives it the happens-before
 // edges that the lanes provide. Race builds only: it costs a shared cache
 // line per hand-off.

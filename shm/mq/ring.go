@@ -38,12 +38,12 @@ const (
 	lnWaiters = 8   // uint32 1 while a producer waits (or is about to) for room
 	lnRoomSeq = 12  // uint32 futex word: bumped when head moves and someone waits
 	lnLock    = 128 // shm.Mutex (64 bytes): serialises the shared lane's producers
-	lnTail    = 256 // uint64 producer-written: end of the published records
+	lnTail    = 256 // uint64 producer-written hint: a record boundary at or before the end (see endOf)
 	lnHead    = 384 // uint64 consumer-written: end of the released records
 
 	ringAlign = 4096 // the lanes' rings start page-aligned
 
-	recHeader = 8 // record header: payload length, or wrapMark
+	recHeader = 8 // record header: payload length + 1, wrapMark, or 0 = no record yet (see put)
 	recAlign  = 8
 	// wrapMark in a record header means: no record here, the next one
 	// starts at the beginning of the ring.
