@@ -147,13 +147,6 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 	t0 := p.tail
 	t := t0
 	var first uint64 // the header word to store at t0, last
-	setHeader := func(pos, v uint64) {
-		if pos == t0 {
-			first = v
-		} else {
-			*r.word(l, pos) = v
-		}
-	}
 	k := 0
 	var err error
 	for k < count {
@@ -167,12 +160,18 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 		if off+size > r.size {
 			pad = r.size - off // a wrap marker, then the record at the ring's start
 		}
-		var ok bool
-		if ok, err = p.room(t, pad+size+recHeader); !ok {
-			break
+		if need := pad + size + recHeader; t < p.headCache || t+need-p.headCache > r.size {
+			var ok bool
+			if ok, err = p.room(t, need); !ok {
+				break
+			}
 		}
 		if pad != 0 {
-			setHeader(t, wrapMark)
+			if t == t0 {
+				first = wrapMark
+			} else {
+				*r.word(l, t) = wrapMark
+			}
 			t += pad
 			off = 0
 		}
@@ -184,7 +183,11 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 		} else {
 			copy(l.buf[at:], msgs[k])
 		}
-		setHeader(t, uint64(n)+1)
+		if t == t0 {
+			first = uint64(n) + 1
+		} else {
+			*r.word(l, t) = uint64(n) + 1
+		}
 		t += size
 		k++
 	}
