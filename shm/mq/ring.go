@@ -349,11 +349,8 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 		}
 		l, c := &r.lanes[i], &r.cur[i]
 		h := atomic.LoadUint64(r.word(l, c.rpos))
-		if h == 0 {
-			continue
-		}
-		raceAcquire()
 		for quota := laneQuota; h != 0 && n < max && quota > 0; h = atomic.LoadUint64(r.word(l, c.rpos)) {
+			raceAcquire() // each record may have been published since the last
 			off := c.rpos & r.mask
 			if h == wrapMark {
 				c.rpos += r.size - off

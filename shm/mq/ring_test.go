@@ -600,21 +600,29 @@ func TestHandoffNoRace(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	shared := make([]int, 100)
+	shared := make([]int, 2000)
 	ctx := ctxT(t)
 	go func() {
 		for i := range shared {
 			shared[i] = i + 1
-			p.Send(ctx, []byte{byte(i)})
+			p.Send(ctx, []byte{byte(i), byte(i >> 8)})
 		}
 	}()
-	for i := range shared {
-		b, err := c.Receive(ctx)
-		if err != nil {
-			t.Fatal(err)
+	for i := 0; i < len(shared); {
+		check := func(b []byte) {
+			if got := int(b[0]) | int(b[1])<<8; got != i || shared[i] != i+1 {
+				t.Fatalf("message %d: %d, shared %d", i, got, shared[i])
+			}
+			i++
 		}
-		if int(b[0]) != i || shared[i] != i+1 {
-			t.Fatalf("message %d: %v, shared %d", i, b, shared[i])
+		if i%2 == 0 {
+			b, err := c.Receive(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			check(b)
+		} else if _, err := c.ReceiveBatch(ctx, check); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
