@@ -14,7 +14,7 @@ import (
 
 const mqUsage = `NAME send [--timeout D] MSG
        procwire mq NAME recv [--count N] [--timeout D]
-       procwire mq NAME create --capacity SIZE [--max-message SIZE] [--mode MODE]
+       procwire mq NAME create --capacity SIZE [--lanes N] [--max-message SIZE] [--mode MODE]
        procwire mq NAME stat
        procwire mq NAME rm`
 
@@ -30,7 +30,8 @@ func runMQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("mq", mqUsage, stderr)
 	timeout := fs.Duration("timeout", 0, "send/recv: give up after `D` (0: wait forever)")
 	count := fs.Int("count", 1, "recv: number of messages to receive, one per line")
-	capacity := fs.String("capacity", "", "create: ring size in bytes (K, M, G suffixes), rounded up to a power of two")
+	capacity := fs.String("capacity", "", "create: size of each lane's ring in bytes (K, M, G suffixes), rounded up to a power of two")
+	lanes := fs.Int("lanes", 0, "create: producers with a lane of their own; the others share one more (0: the default, "+strconv.Itoa(mq.DefaultLanes)+")")
 	maxMsg := fs.String("max-message", "", "create: largest message (default: a quarter of the ring)")
 	mode := fs.String("mode", "0600", "create: permission of the segment, in octal")
 	if len(args) > 0 && mqIsHelp(args[0]) {
@@ -87,7 +88,10 @@ func runMQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return usageErr("--capacity: %v", err)
 		}
-		o := &mq.Options{}
+		if *lanes < 0 || *lanes > mq.MaxLanes {
+			return usageErr("--lanes: %d out of range (0..%d)", *lanes, mq.MaxLanes)
+		}
+		o := &mq.Options{Lanes: *lanes}
 		if *maxMsg != "" {
 			if o.MaxMessage, err = mqParseSize(*maxMsg); err != nil {
 				return usageErr("--max-message: %v", err)
@@ -106,7 +110,7 @@ func runMQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		s := q.Stats()
-		fmt.Fprintf(stdout, "%s: %d-byte ring, messages up to %d bytes\n", name, s.Capacity, q.MaxMessage())
+		fmt.Fprintf(stdout, "%s: %d-byte ring, messages up to %d bytes, %d lanes + 1 shared\n", name, s.Capacity, q.MaxMessage(), s.Lanes)
 		return q.Close()
 	case "stat":
 		if err := wantArgs(0); err != nil {
@@ -118,7 +122,7 @@ func runMQ(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer q.Close()
 		s := q.Stats()
-		fmt.Fprintf(stdout, "capacity %d\nused %d\nmax-message %d\ntorn %d\n", s.Capacity, s.Used, q.MaxMessage(), s.Torn)
+		fmt.Fprintf(stdout, "capacity %d\nlanes %d\nused %d\nmax-message %d\ntakeovers %d\n", s.Capacity, s.Lanes, s.Used, q.MaxMessage(), s.Takeovers)
 		return nil
 	case "rm":
 		if err := wantArgs(0); err != nil {

@@ -41,6 +41,14 @@ func TestMQVerb(t *testing.T) {
 		t.Errorf("recv on empty said %q", out)
 	}
 	pw(0, name, "rm")
+	if out := pw(0, name, "create", "--capacity", "1K", "--lanes", "2"); !strings.Contains(out, "2 lanes + 1 shared") {
+		t.Errorf("create --lanes 2 said %q", out)
+	}
+	if out := pw(0, name, "stat"); !strings.Contains(out, "lanes 2\n") {
+		t.Errorf("stat said %q", out)
+	}
+	pw(2, name, "create", "--capacity", "1K", "--lanes", "-1")
+	pw(0, name, "rm")
 	if out := pw(1, name, "rm"); !strings.Contains(out, "not found") {
 		t.Errorf("second rm said %q", out)
 	}

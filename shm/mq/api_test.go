@@ -69,7 +69,7 @@ func TestSendParts(t *testing.T) {
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	if err := p.SendParts(short, []byte("x")); !errors.Is(err, context.DeadlineExceeded) {
+	if err := p.SendParts(short, make([]byte, 200), make([]byte, 200)); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("SendParts on a full queue: %v", err)
 	}
 	p.Close()

@@ -44,9 +44,6 @@ func BenchmarkGoroutines(b *testing.B) {
 // BenchmarkProcesses: each producer is a separate process.
 func BenchmarkProcesses(b *testing.B) {
 	for _, bc := range benchCases {
-		if bc.batch {
-			continue
-		}
 		b.Run(bc.name, func(b *testing.B) {
 			c := createQ(b, 1<<20, nil)
 			ctx := context.Background()
@@ -56,7 +53,11 @@ func BenchmarkProcesses(b *testing.B) {
 				if i == 0 {
 					n += b.N % bc.producers
 				}
-				kids = append(kids, startChild(b, "send", "MQ_NAME="+c.Name(), "MQ_N="+itoa(n), "MQ_SIZE="+itoa(bc.size)))
+				env := []string{"MQ_NAME=" + c.Name(), "MQ_N=" + itoa(n), "MQ_SIZE=" + itoa(bc.size)}
+				if bc.batch {
+					env = append(env, "MQ_BATCH=1")
+				}
+				kids = append(kids, startChild(b, "send", env...))
 			}
 			// Each child sends "ready" first; time from the first one.
 			if _, err := c.Receive(ctx); err != nil {

@@ -3,9 +3,7 @@
 // length up to a limit set when the queue is made.
 //
 // The consumer makes (or takes over) a queue with Create; producers attach
-// with Open. A queue is a ring of bytes in a shared-memory segment (see
-// package shm) that producers append records to without locks and the
-// consumer reads in place:
+// with Open:
 //
 //	q, err := mq.Create("jobs", 1<<20, nil) // consumer
 //	err = q.Listen(ctx, func(msg []byte) { ... })
@@ -13,26 +11,43 @@
 //	p, err := mq.Open("jobs", nil) // producer, in any process
 //	err = p.Send(ctx, []byte("hello"))
 //
+// A queue is a shared-memory segment (see package shm) holding Lanes+1
+// lanes, each a single-producer ring of capacity bytes. A producer Queue
+// leases a lane of its own at its first send and keeps it until Close;
+// sending is then a copy and one atomic store, with no lock shared with
+// other producers. When every dedicated lane is leased by a live process,
+// further producers share lane 0, taking turns under a lock in shared
+// memory. The consumer reads the lanes round-robin, in place.
+//
+// Memory: a queue takes (Lanes+1) × capacity bytes of shared memory, plus
+// a few KiB; with the defaults (8 lanes), nine times the capacity. Package
+// shm reserves a segment's memory in full when it is made, so that a full
+// /dev/shm is an error at Create rather than a crash later.
+//
 // Guarantees:
 //
-//   - Messages from one goroutine are received in the order it sent them;
-//     each message is received once, whole, or not at all.
-//   - Send waits while the queue is full (TrySend returns ErrFull instead);
-//     nothing is dropped silently.
-//   - A producer killed while writing a message does not wedge the queue:
-//     after Options.TornTimeout the consumer checks whether the producer
-//     is alive (safe against pid reuse) and skips its half-written message
-//     if not, counting it in Stats.Torn. A live producer, however slow, is
-//     waited for.
+//   - Messages sent through one Queue are received in the order they were
+//     sent; each message is received once, whole. A Queue never changes
+//     lanes. Messages of different Queues have no order relative to each
+//     other, even if one was sent after the other's Send returned.
+//   - A message whose Send returned nil will be received (unless the queue
+//     is removed). Send waits while the lane is full (TrySend returns
+//     ErrFull instead); nothing is dropped silently.
+//   - A producer killed at any instant, even half way through writing a
+//     message or holding the shared lane's lock, does not wedge or corrupt
+//     the queue: a message becomes visible only once it is whole, the next
+//     producer takes over a dead producer's lane (counted in
+//     Stats.Takeovers), and a dead holder's lock is recovered within about
+//     20 ms.
 //   - A consumer that exits or dies leaves the unread messages in the
 //     queue for the next Create. Messages a consumer had been given by
 //     ReceiveBatch or Listen in a call that had not returned when it died
 //     may be given again to the next consumer; Receive releases each
 //     message before returning it.
-//   - The consumer sleeps on a futex when the queue is empty, and producers
-//     make the wake-up system call only when it sleeps. Producers waiting
-//     for room sleep on a futex too.
+//   - The consumer sleeps on a futex when every lane is empty, and
+//     producers make the wake-up system call only when it sleeps.
+//     Producers waiting for room sleep on a futex too.
 //
-// The byte layout, the reservation and commit protocol and the wake-up
-// protocol are described in docs/mq.md.
+// The byte layout and the protocols, with the argument for why no wake-up
+// is lost, are described in docs/mq.md.
 package mq

@@ -122,3 +122,32 @@ func ExampleQueue_SendParts() {
 	// resize:a.png
 	// 1 <nil>
 }
+
+// Each producer Queue leases a lane of its own at its first send; when
+// all Options.Lanes are leased, further producers share lane 0.
+func ExampleOptions_lanes() {
+	name := "example-lanes-" + strconv.Itoa(os.Getpid())
+	ctx := context.Background()
+	q, err := mq.Create(name, 4096, &mq.Options{Lanes: 2})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer mq.Remove(name)
+	defer q.Close()
+
+	for i := range 3 {
+		p, err := mq.Open(name, nil)
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer p.Close()
+		if err := p.Send(ctx, []byte("hello")); err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("producer %d: lane %d\n", i, p.Stats().Lane)
+	}
+	// Output:
+	// producer 0: lane 1
+	// producer 1: lane 2
+	// producer 2: lane 0
+}

@@ -2,87 +2,113 @@ package mq
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"testing"
-	"time"
+
+	"github.com/procwire/procwire/shm"
 )
 
+// fuzzLanes is the lane count of the fuzzed layouts: enough for the
+// shared lane, dedicated lanes and a free one.
+const fuzzLanes = 2
+
 // FuzzLayout feeds arbitrary bytes to the queue as its shared memory. A
-// corrupt queue must be refused by checkLayout or reported by the
-// consumer as ErrCorrupt within bounded work, never panic or loop.
+// corrupt header, lane table, cursors or record must be refused by
+// checkLayout or reported as ErrCorrupt by a producer or the consumer,
+// within bounded work: never a panic, a hang or a misread message.
 func FuzzLayout(f *testing.F) {
-	// Seeds: a fresh queue, one holding a few messages, one with a torn
-	// record, and damaged copies of them.
-	m := newMemRing(f, MinCapacity, 0)
+	// Seeds: a fresh queue, one holding messages in several lanes and
+	// across a wrap, and damaged copies of it.
+	m := newMemLanes(f, MinCapacity, 0, fuzzLanes)
 	f.Add(bytes.Clone(m.data))
-	q := m.queue(2, false)
+	c := m.queue(1, true)
+	p := m.queue(2, false)
+	for i := range 6 {
+		p.TrySend(bytes.Repeat([]byte{byte(i)}, i*40))
+	}
+	c.TryReceiveBatch(func([]byte) {})
 	for i := range 5 {
-		q.TrySend(bytes.Repeat([]byte{byte(i)}, i*40))
+		p.TrySendParts([]byte("part"), bytes.Repeat([]byte{byte(i)}, 100))
+		c.TrySend([]byte("from the consumer's lane"))
 	}
 	full := bytes.Clone(m.data)
 	f.Add(full)
-	m.queue(9, false).r.reserve(30)
-	f.Add(bytes.Clone(m.data))
-	bad := bytes.Clone(full)
-	binary.NativeEndian.PutUint64(bad[headerSize:], headerWord(2, stCommitted, 5000))
-	f.Add(bad)
-	bad = bytes.Clone(full)
-	binary.NativeEndian.PutUint64(bad[headerSize:], headerWord(0, stSkip, 3))
-	f.Add(bad)
+	lane1 := headerSize + laneSize
+	rec1 := ringsAt(fuzzLanes) + MinCapacity
+	for _, mod := range []struct{ off, val int }{
+		{offLanes, 0}, {offLanes, MaxLanes + 1}, {offCap, 1000}, {offMaxMsg, MinCapacity},
+		{offHigh, fuzzLanes + 2}, {lane1 + lnTail, 1 << 40}, {lane1 + lnHead, 12}, {lane1 + lnOwner, 99 << ownerStartBits},
+	} {
+		bad := bytes.Clone(full)
+		binary.NativeEndian.PutUint32(bad[mod.off:], uint32(mod.val))
+		if mod.off == lane1+lnTail {
+			binary.NativeEndian.PutUint64(bad[mod.off:], uint64(mod.val))
+		}
+		f.Add(bad)
+	}
+	// Record headers: too long, beyond the tail, a wrap marker at the
+	// ring's start.
+	for _, h := range []uint64{5000, MinCapacity / 2, wrapMark, wrapMark | 1} {
+		bad := bytes.Clone(full)
+		binary.NativeEndian.PutUint64(bad[rec1:], h)
+		f.Add(bad)
+	}
 	f.Add(full[:headerSize])
 	f.Add([]byte("PWMQ"))
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		mr := newMemRing(t, MinCapacity, 0)
+		mr := newMemLanes(t, MinCapacity, 0, fuzzLanes)
 		data := mr.data
 		clear(data)
 		copy(data, in)
+		// The shared lane's lock is package shm's (and fuzzed there): a
+		// lock word naming a live process, such as pid 1, would rightly
+		// make a producer wait for it forever.
+		if len(data) >= headerSize+lnLock+shm.MutexSize {
+			clear(data[headerSize+lnLock : headerSize+lnLock+shm.MutexSize])
+		}
 		mr.plat.dead = func(int32) bool { return true }
-		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7}, time.Nanosecond)
+		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7})
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("refusal not ErrCorrupt: %v", err)
 			}
 			return
 		}
-		r.attach()
-		// A producer on a damaged ring may fail, but must return.
-		r.put([]byte("probe"))
-		r.putBatch([][]byte{[]byte("a"), []byte("b")})
-		delivered := 0
-		for range 4 * MinCapacity / recAlign {
-			n, err := r.poll(func(msg []byte) {
+		q := newQueue(r, "fuzz", true, r.maxMsg, -1, nil)
+		defer q.Close()
+		// A producer on a damaged queue may fail (the message limit in the
+		// header may be tiny), but must return.
+		okErr := func(what string, err error) {
+			if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrFull) && !errors.Is(err, ErrTooLarge) && !errors.Is(err, context.Canceled) {
+				t.Fatalf("%s: %v", what, err)
+			}
+		}
+		okErr("TrySend", q.TrySend([]byte("probe")))
+		okErr("TrySendParts", q.TrySendParts([]byte("pro"), []byte("be")))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, err = q.SendBatch(ctx, [][]byte{[]byte("a"), []byte("b")})
+		okErr("SendBatch", err)
+		// The consumer delivers at most every 8-byte word of every lane.
+		for range (r.nlanes*int(r.size))/recAlign + 2 {
+			n, err := q.TryReceiveBatch(func(msg []byte) {
 				if len(msg) > r.maxMsg {
 					t.Fatalf("delivered %d bytes, limit %d", len(msg), r.maxMsg)
 				}
-				delivered++
-			}, 1<<30)
+			})
 			if err != nil {
 				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("poll: %v", err)
+					t.Fatalf("TryReceiveBatch: %v", err)
 				}
 				return
 			}
-			if n > 0 {
-				r.publish()
-				continue
-			}
-			// Nothing ready: treat whatever blocks as torn, at once.
-			r.stuck = false
-			if _, _, err := r.prepareWait(time.Now()); err != nil {
-				if !errors.Is(err, ErrCorrupt) {
-					t.Fatalf("prepareWait: %v", err)
-				}
-				return
-			}
-			_, sleep, err := r.prepareWait(time.Now().Add(time.Hour))
-			if err != nil {
-				return
-			}
-			if sleep && r.rpos == *r.tail {
+			if n == 0 {
 				return // drained
 			}
 		}
+		t.Fatal("the consumer kept finding messages")
 	})
 }

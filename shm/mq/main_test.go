@@ -160,7 +160,8 @@ func runChild(role string) int {
 			atomic.StoreUint64(slot, uint64(seq))
 		}
 	case "send":
-		// Send MQ_N messages of MQ_SIZE bytes, then exit.
+		// Send MQ_N messages of MQ_SIZE bytes (with SendBatch, 64 at a
+		// time, if MQ_BATCH is set), then exit.
 		q, err := Open(name, nil)
 		if err != nil {
 			return fail(err)
@@ -170,35 +171,89 @@ func runChild(role string) int {
 		if err := q.Send(ctx, []byte("ready")); err != nil {
 			return fail(err)
 		}
+		if os.Getenv("MQ_BATCH") != "" {
+			batch := make([][]byte, 64)
+			for i := range batch {
+				batch[i] = msg
+			}
+			for n > 0 {
+				k := min(n, len(batch))
+				if _, err := q.SendBatch(ctx, batch[:k]); err != nil {
+					return fail(err)
+				}
+				n -= k
+			}
+			return 0
+		}
 		for range n {
 			if err := q.Send(ctx, msg); err != nil {
 				return fail(err)
 			}
 		}
 		return 0
-	case "stall-claimed", "stall-unmoved":
-		// Reserve space and stop before the commit, as if frozen or killed
-		// mid-write.
+	case "stall-write", "hold-shared":
+		// Send MQ_N whole messages, then stop half way through writing
+		// the next one, as if frozen or killed there: in its dedicated
+		// lane, or (hold-shared) in the shared lane, holding its lock.
 		q, err := Open(name, nil)
 		if err != nil {
 			return fail(err)
 		}
-		if role == "stall-claimed" {
-			pos, ok := q.r.reserve(100)
-			if !ok {
-				return fail(ErrFull)
-			}
-			copy(q.r.buf[pos&q.r.mask+recHeader:], "half a messa")
+		p := q.p
+		p.mu.Lock()
+		if role == "hold-shared" {
+			p.use(0)
 		} else {
-			// Claimed, but the tail not yet moved past it.
-			t := atomic.LoadUint64(q.r.tail)
-			old := atomic.LoadUint64(q.r.claim(t))
-			if !q.r.freeFor(old, t) || !atomic.CompareAndSwapUint64(q.r.claim(t), old, headerWord(q.r.self.pid, stWriting, 100)) {
-				return fail(fmt.Errorf("claim failed"))
+			p.lease()
+		}
+		p.mu.Unlock()
+		for i := range envInt("MQ_N") {
+			if err := q.Send(ctx, fmt.Appendf(nil, "whole %d", i)); err != nil {
+				return fail(err)
 			}
 		}
-		fmt.Println("stalled")
+		p.mu.Lock()
+		if err := p.begin(ctx); err != nil { // holds the shared lane's lock, if ours
+			return fail(err)
+		}
+		t := p.tail
+		// The payload and the terminator after it, but not yet the
+		// header that would publish it.
+		copy(p.l.buf[t&p.r.mask+recHeader:], "half a messa")
+		*p.r.word(p.l, t+recSize(100)) = 0
+		fmt.Println("stalled", p.idx)
 		time.Sleep(time.Hour) // until killed; select{} would trip the deadlock detector
+	case "consume-record":
+		// Become the consumer and receive with ReceiveBatch until killed,
+		// recording in ack slot MQ_ID the first and last (seq+1) of the
+		// producer's messages it was given: in the handler, before the
+		// release, as an at-least-once consumer would.
+		q, err := Create(name, envInt("MQ_CAP"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		ack, err := shm.Attach(os.Getenv("MQ_ACK"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		id := envInt("MQ_ID")
+		first, last := ackSlot(ack, 2*id), ackSlot(ack, 2*id+1)
+		fmt.Println("consuming")
+		for {
+			_, err := q.ReceiveBatch(ctx, func(b []byte) {
+				seq := uint64(le32(b[4:])) + 1
+				if atomic.LoadUint64(first) == 0 {
+					atomic.StoreUint64(first, seq)
+				} else if l := atomic.LoadUint64(last); seq != l+1 {
+					fmt.Fprintf(os.Stderr, "consumer %d: got seq %d after %d\n", id, seq-1, l-1)
+					os.Exit(4)
+				}
+				atomic.StoreUint64(last, seq)
+			})
+			if err != nil {
+				return fail(err)
+			}
+		}
 	case "consume":
 		// Become the consumer, receive MQ_N messages, report, and hang.
 		q, err := Create(name, envInt("MQ_CAP"), nil)

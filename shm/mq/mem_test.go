@@ -42,10 +42,15 @@ type memRing struct {
 	t    testing.TB
 	data []byte
 	plat memPlatform
-	torn time.Duration
 }
 
+// newMemRing makes a queue in memory with DefaultLanes lanes.
 func newMemRing(t testing.TB, capacity, maxMsg int) *memRing {
+	t.Helper()
+	return newMemLanes(t, capacity, maxMsg, DefaultLanes)
+}
+
+func newMemLanes(t testing.TB, capacity, maxMsg, lanes int) *memRing {
 	t.Helper()
 	c, err := roundCapacity(capacity)
 	if err != nil {
@@ -55,20 +60,23 @@ func newMemRing(t testing.TB, capacity, maxMsg int) *memRing {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := make([]uint64, (layoutSize(c)+64)/8)
-	b := unsafe.Slice((*byte)(unsafe.Pointer(&raw[0])), len(raw)*8)
-	skip := (64 - int(uintptr(unsafe.Pointer(&b[0]))%64)) % 64
-	data := b[skip : skip+layoutSize(c)]
-	if err := initLayout(data, c, m); err != nil {
+	if err := checkLanes(lanes, c); err != nil {
 		t.Fatal(err)
 	}
-	return &memRing{t: t, data: data, torn: 50 * time.Millisecond}
+	raw := make([]uint64, (layoutSize(c, lanes)+64)/8)
+	b := unsafe.Slice((*byte)(unsafe.Pointer(&raw[0])), len(raw)*8)
+	skip := (64 - int(uintptr(unsafe.Pointer(&b[0]))%64)) % 64
+	data := b[skip : skip+layoutSize(c, lanes)]
+	if err := initLayout(data, c, m, lanes); err != nil {
+		t.Fatal(err)
+	}
+	return &memRing{t: t, data: data}
 }
 
 // queue opens a Queue on the ring as process pid.
 func (m *memRing) queue(pid int32, consumer bool) *Queue {
 	m.t.Helper()
-	r, err := newRing(m.data, m.plat, ident{pid: pid, start: uint64(pid) * 7}, m.torn)
+	r, err := newRing(m.data, m.plat, ident{pid: pid, start: uint64(pid) * 7})
 	if err != nil {
 		m.t.Fatal(err)
 	}

@@ -10,10 +10,6 @@ import (
 	"time"
 )
 
-// DefaultTornTimeout is how long the consumer waits for a reserved message
-// before it checks whether its producer died, when Options.TornTimeout is 0.
-const DefaultTornTimeout = time.Second
-
 // DefaultSpin is how long the consumer polls an empty queue before it
 // sleeps, when Options.Spin is 0.
 const DefaultSpin = 20 * time.Microsecond
@@ -28,11 +24,14 @@ type Options struct {
 	// queue's own limit; a non-zero value must not exceed it and lowers
 	// the limit for this Queue only.
 	MaxMessage int
-	// TornTimeout is how long the consumer waits for a message a producer
-	// has reserved but not finished before it checks whether that producer
-	// is still alive (and skips the message if not). 0 means
-	// DefaultTornTimeout.
-	TornTimeout time.Duration
+	// Lanes is the number of dedicated lanes of a queue Create makes: up
+	// to that many producer Queues get a lane of their own; the others
+	// share one more lane, taking turns under a lock. 0 means
+	// DefaultLanes. Every lane has the queue's capacity, so a queue
+	// takes (Lanes+1) × capacity bytes of shared memory. When Create
+	// attaches to an existing queue, 0 accepts its lane count and another
+	// value must match it. Open ignores it.
+	Lanes int
 	// Spin is how long the consumer keeps polling an empty queue before
 	// it sleeps on a futex. Polling costs a core while it lasts; sleeping
 	// costs the next producer a wake-up system call and the consumer a
@@ -46,43 +45,56 @@ type Stats struct {
 	Sent      uint64 // messages sent through this Queue
 	Received  uint64 // messages received through this Queue
 	FullWaits uint64 // sends through this Queue that had to wait for room
-	Torn      uint64 // reservations skipped because their producer died, over the queue's life
-	Capacity  int    // ring size in bytes
-	Used      int    // bytes reserved by producers and not yet released by the consumer
+	Takeovers uint64 // lanes taken over from dead producers, over the queue's life
+	Capacity  int    // bytes of each lane's ring
+	Lanes     int    // dedicated lanes (the queue has one more, shared)
+	Lane      int    // the lane this Queue sends through: -1 before its first send, 0 the shared lane
+	Used      int    // bytes published by producers and not yet released by the consumer, over all lanes
 }
 
 // Queue is a handle on a shared-memory message queue: the consumer's (from
 // Create) or a producer's (from Open). Its methods are safe for concurrent
 // use by multiple goroutines.
 type Queue struct {
+	_        pad
 	r        *ring
+	p        *producer
 	name     string
 	consumer bool
 	maxMsg   int
 	spin     time.Duration // consumer: poll this long before sleeping; <= 0: not at all
 
 	closed atomic.Bool
+
+	// Written by the consumer at every call: see pad.
+	_ pad
 	// blocked counts calls sleeping in the slow path, which Close wakes
 	// and waits for.
 	blocked atomic.Int32
 
-	mu sync.Mutex // serialises the consumer side
+	mu sync.Mutex // serialises the consumer side (the producer has its own)
 
-	sent, received, fullWaits atomic.Uint64
+	received, fullWaits atomic.Uint64 // sent is in producer
+	_                   pad
 }
 
 // newQueue wraps a ring. maxMsg is the caller's limit, already checked.
 // release, if not nil, unmaps the ring's memory; it runs once the Queue is
 // unreachable, not at Close, so that no call racing with Close can touch
-// unmapped memory without every call paying for a reference count.
+// unmapped memory without every call paying for a reference count. A
+// Queue dropped without Close gives its lane back then.
 func newQueue(r *ring, name string, consumer bool, maxMsg int, spin time.Duration, release func() error) *Queue {
-	q := &Queue{r: r, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin}
+	p := &producer{r: r}
+	q := &Queue{r: r, p: p, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin}
 	if consumer {
 		r.attach()
 	}
-	if release != nil {
-		runtime.AddCleanup(q, func(release func() error) { _ = release() }, release)
-	}
+	runtime.AddCleanup(q, func(p *producer) {
+		p.free()
+		if release != nil {
+			_ = release()
+		}
+	}, p)
 	return q
 }
 
@@ -98,40 +110,42 @@ func (q *Queue) tooLarge(n int) error {
 
 // Send appends msg to the queue, waiting while the queue is full until
 // there is room, ctx ends (returning ctx.Err()) or the Queue is closed.
-// Messages from one goroutine are received in the order they were sent.
+// Messages sent through one Queue are received in the order they were
+// sent (by goroutines that take turns, in the order of their turns).
 // Send returns ErrTooLarge for a message longer than MaxMessage.
 func (q *Queue) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
 	}
-	if q.closed.Load() {
-		return ErrClosed
-	}
-	if q.r.put(msg) {
-		q.sent.Add(1)
+	if q.fastSend(msg) {
 		return nil
 	}
-	if err := q.waitRoom(ctx, func() bool { return q.r.put(msg) }); err != nil {
-		return err
-	}
-	q.sent.Add(1)
-	return nil
+	_, err := q.send(ctx, [][]byte{msg}, false, 0, true)
+	return err
 }
 
-// TrySend is Send without waiting: it returns ErrFull if the queue has no
-// room for msg now.
+// fastSend sends msg if that is simple: the Queue has a dedicated lane
+// with room for msg before the ring's end.
+func (q *Queue) fastSend(msg []byte) bool {
+	p := q.p
+	p.mu.Lock()
+	ok := !q.closed.Load() && p.tryPut1(msg)
+	p.mu.Unlock()
+	return ok
+}
+
+// TrySend is Send without waiting for room: it returns ErrFull if the
+// queue has no room for msg now. (A Queue that shares the shared lane may
+// still wait a moment for its turn at the lane's lock.)
 func (q *Queue) TrySend(msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))
 	}
-	if q.closed.Load() {
-		return ErrClosed
+	if q.fastSend(msg) {
+		return nil
 	}
-	if !q.r.put(msg) {
-		return ErrFull
-	}
-	q.sent.Add(1)
-	return nil
+	_, err := q.send(context.Background(), [][]byte{msg}, false, 0, false)
+	return err
 }
 
 // SendParts sends one message that is the concatenation of parts, as Send
@@ -143,33 +157,19 @@ func (q *Queue) SendParts(ctx context.Context, parts ...[]byte) error {
 	if n > q.maxMsg {
 		return q.tooLarge(n)
 	}
-	if q.closed.Load() {
-		return ErrClosed
-	}
-	if !q.r.putParts(parts, n) {
-		if err := q.waitRoom(ctx, func() bool { return q.r.putParts(parts, n) }); err != nil {
-			return err
-		}
-	}
-	q.sent.Add(1)
-	return nil
+	_, err := q.send(ctx, parts, true, n, true)
+	return err
 }
 
-// TrySendParts is SendParts without waiting: it returns ErrFull if the
-// queue has no room for the message now.
+// TrySendParts is SendParts without waiting for room: it returns ErrFull
+// if the queue has no room for the message now.
 func (q *Queue) TrySendParts(parts ...[]byte) error {
 	n := partsLen(parts)
 	if n > q.maxMsg {
 		return q.tooLarge(n)
 	}
-	if q.closed.Load() {
-		return ErrClosed
-	}
-	if !q.r.putParts(parts, n) {
-		return ErrFull
-	}
-	q.sent.Add(1)
-	return nil
+	_, err := q.send(context.Background(), parts, true, n, false)
+	return err
 }
 
 func partsLen(parts [][]byte) int {
@@ -180,47 +180,42 @@ func partsLen(parts [][]byte) int {
 	return n
 }
 
-// SendBatch sends msgs in order, like calling Send for each, but reserves
-// and publishes space for many of them at once, which is much cheaper for
-// small messages. It returns how many messages were sent; fewer than
-// len(msgs) only with an error. If the process dies during SendBatch, each
-// group of messages it reserved together is either received whole or
-// skipped whole.
+// SendBatch sends msgs in order, like calling Send for each, but writes
+// as many as there is room for before it makes them visible to the
+// consumer with one store, which is much cheaper for small messages. It
+// returns how many messages were sent; fewer than len(msgs) only with an
+// error. If the process dies during SendBatch, the messages it had not
+// yet made visible are lost (and were not acknowledged).
 func (q *Queue) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 	for _, m := range msgs {
 		if len(m) > q.maxMsg {
 			return 0, q.tooLarge(len(m))
 		}
 	}
-	if q.closed.Load() {
-		return 0, ErrClosed
-	}
-	sent := 0
-	for sent < len(msgs) {
-		k := q.r.putBatch(msgs[sent:])
-		if k == 0 {
-			err := q.waitRoom(ctx, func() bool {
-				k = q.r.putBatch(msgs[sent:])
-				return k > 0
-			})
-			if err != nil {
-				q.sent.Add(uint64(sent))
-				return sent, err
-			}
+	if len(msgs) == 0 {
+		if q.closed.Load() {
+			return 0, ErrClosed
 		}
-		sent += k
+		return 0, nil
 	}
-	q.sent.Add(uint64(sent))
-	return sent, nil
+	return q.send(ctx, msgs, false, 0, true)
 }
 
-// waitRoom retries try until it succeeds, sleeping on the head futex
-// between attempts.
-func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
-	q.fullWaits.Add(1)
-	q.blocked.Add(1)
-	defer q.blocked.Add(-1)
-	r := q.r
+// waitTries is how many times a send finding its lane full retries,
+// yielding, before it sleeps on the lane's futex.
+const waitTries = 4
+
+// send appends msgs (or, if gather, the one message made of the parts
+// msgs, total bytes) to the Queue's lane. It waits for room if wait is
+// set, else returns ErrFull. It returns the number of messages sent.
+func (q *Queue) send(ctx context.Context, msgs [][]byte, gather bool, total int, wait bool) (int, error) {
+	want := len(msgs)
+	if gather {
+		want = 1
+	}
+	p := q.p
+	sent := 0
+	waited := false
 	var stop func() bool
 	defer func() {
 		if stop != nil {
@@ -228,32 +223,62 @@ func (q *Queue) waitRoom(ctx context.Context, try func() bool) error {
 		}
 	}()
 	for i := 0; ; i++ {
-		// Read the sequence and raise the waiters flag before trying: a
-		// release after the attempt then either changes the sequence
-		// (and the wait returns at once) or was seen by the attempt.
-		seq := atomic.LoadUint32(r.headSeq)
-		if i >= 4 {
-			atomic.StoreUint32(r.waiters, 1)
+		var seq uint32
+		p.mu.Lock()
+		if q.closed.Load() || p.closed {
+			p.mu.Unlock()
+			return sent, ErrClosed
 		}
-		if try() {
-			return nil
+		if err := p.begin(ctx); err != nil {
+			p.mu.Unlock()
+			return sent, err
 		}
-		if q.closed.Load() {
-			return ErrClosed
+		l := p.l
+		if i > waitTries {
+			// Read the sequence and raise the waiters flag before
+			// trying: a head published after the attempt then either
+			// changes the sequence (and the wait returns at once) or was
+			// seen by the attempt.
+			seq = atomic.LoadUint32(l.roomSeq)
+			atomic.StoreUint32(l.waiters, 1)
+		}
+		k, err := p.put(msgs[sent:], gather, total)
+		p.end()
+		p.mu.Unlock()
+		sent += k
+		switch {
+		case err != nil:
+			return sent, err
+		case sent == want:
+			return sent, nil
+		case k > 0:
+			i = -1 // progress: the lane may have room for the rest
+			continue
+		case !wait:
+			return sent, ErrFull
+		}
+		if !waited {
+			waited = true
+			q.fullWaits.Add(1)
 		}
 		if err := ctx.Err(); err != nil {
-			return err
+			return sent, err
 		}
-		if i < 4 {
+		if i <= waitTries {
 			runtime.Gosched()
 			continue
 		}
 		if stop == nil && ctx.Done() != nil {
-			stop = context.AfterFunc(ctx, r.interruptProducers)
+			stop = context.AfterFunc(ctx, func() { q.r.interruptLane(l) })
 		}
-		// Bounded, so that a wake-up lost to a consumer that died between
-		// releasing space and waking us costs a second, not forever.
-		r.plat.wait(r.headSeq, seq, time.Second)
+		q.blocked.Add(1)
+		if !q.closed.Load() {
+			// Bounded, so that a wake-up lost to a consumer that died
+			// between publishing a head and waking us costs a second,
+			// not forever.
+			q.r.plat.wait(l.roomSeq, seq, time.Second)
+		}
+		q.blocked.Add(-1)
 	}
 }
 
@@ -325,7 +350,7 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if stop != nil {
 			stop()
 		}
-		// Release what was read or skipped, whatever the outcome.
+		// Release what was read, whatever the outcome.
 		r.publish()
 	}()
 	for {
@@ -343,19 +368,14 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
-		d, sleep, err := r.prepareWait(time.Now())
-		if err != nil {
-			return 0, err
-		}
-		if !sleep {
-			continue
-		}
+		// Producers waiting for room must not wait for our sleep.
+		r.publish()
 		if stop == nil && ctx.Done() != nil {
 			stop = context.AfterFunc(ctx, r.interrupt)
 		}
 		q.blocked.Add(1)
 		if !q.closed.Load() {
-			r.sleep(d)
+			r.sleep()
 		}
 		q.blocked.Add(-1)
 	}
@@ -365,19 +385,27 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 func (q *Queue) Stats() Stats {
 	r := q.r
 	s := Stats{
-		Sent:      q.sent.Load(),
 		Received:  q.received.Load(),
 		FullWaits: q.fullWaits.Load(),
+		Takeovers: atomic.LoadUint64(r.takeovers),
 		Capacity:  int(r.size),
+		Lanes:     r.nlanes - 1,
+		Lane:      -1,
+		Used:      r.used(),
 	}
-	s.Torn = atomic.LoadUint64(r.torn)
-	s.Used = int(atomic.LoadUint64(r.tail) - atomic.LoadUint64(r.head))
+	q.p.mu.Lock()
+	s.Sent = q.p.sent
+	if q.p.l != nil {
+		s.Lane = q.p.idx
+	}
+	q.p.mu.Unlock()
 	runtime.KeepAlive(q) // the mapping lives as long as q
 	return s
 }
 
 // Close ends the use of the Queue: later calls and calls blocked in it
 // return ErrClosed, and Close returns once the blocked ones have. A
+// producer's Close gives its lane back for another producer. A
 // consumer's Close releases the space of the messages it received and
 // gives up the consumer role, so that the next Create takes over the
 // unread messages. The shared memory stays mapped until the Queue is
@@ -391,9 +419,10 @@ func (q *Queue) Close() error {
 		if q.consumer {
 			q.r.interrupt()
 		}
-		q.r.interruptProducers()
+		q.p.interrupt()
 		time.Sleep(50 * time.Microsecond)
 	}
+	q.p.free()
 	if q.consumer {
 		q.mu.Lock()
 		q.r.publish()

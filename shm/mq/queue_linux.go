@@ -5,6 +5,7 @@ package mq
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/procwire/procwire/shm"
 )
@@ -14,11 +15,8 @@ func (o *Options) norm() (Options, error) {
 	if o != nil {
 		n = *o
 	}
-	if n.TornTimeout < 0 {
-		return n, fmt.Errorf("mq: negative TornTimeout %v", n.TornTimeout)
-	}
-	if n.TornTimeout == 0 {
-		n.TornTimeout = DefaultTornTimeout
+	if n.Lanes < 0 || n.Lanes > MaxLanes {
+		return n, fmt.Errorf("mq: Lanes %d out of range (0..%d)", n.Lanes, MaxLanes)
 	}
 	if n.Spin == 0 {
 		n.Spin = DefaultSpin
@@ -29,13 +27,14 @@ func (o *Options) norm() (Options, error) {
 	return n, nil
 }
 
-// Create makes the queue called name with a ring of capacity bytes (rounded
-// up to a power of two, at least MinCapacity) and returns the consumer's
-// Queue. If the queue exists with the same capacity, Create attaches to it
-// as its new consumer and the unread messages are kept; if it has another
-// capacity Create returns ErrIncompatible, and if it has a live consumer,
-// ErrBusy. The name follows package shm's rules: 1–200 characters of
-// [A-Za-z0-9._-].
+// Create makes the queue called name, with Options.Lanes dedicated lanes
+// plus a shared one, each a ring of capacity bytes (rounded up to a power
+// of two, at least MinCapacity), and returns the consumer's Queue. If the
+// queue exists with the same capacity, Create attaches to it as its new
+// consumer and the unread messages are kept; if it has another capacity
+// (or lane count, if Options.Lanes is set) Create returns
+// ErrIncompatible, and if it has a live consumer, ErrBusy. The name
+// follows package shm's rules: 1–200 characters of [A-Za-z0-9._-].
 func Create(name string, capacity int, opts *Options) (*Queue, error) {
 	o, err := opts.norm()
 	if err != nil {
@@ -49,31 +48,67 @@ func Create(name string, capacity int, opts *Options) (*Queue, error) {
 	if err != nil {
 		return nil, err
 	}
-	so := &shm.Options{
-		Mode:    o.Mode,
-		Kind:    shm.KindMQ,
-		Version: layoutVersion,
-		Init:    func(data []byte) error { return initLayout(data, c, maxMsg) },
+	lanes := o.Lanes
+	if lanes == 0 {
+		lanes = DefaultLanes
 	}
-	seg, err := shm.Open(name, layoutSize(c), so)
+	if err := checkLanes(lanes, c); err != nil {
+		return nil, err
+	}
+	seg, err := createOrAttach(name, c, maxMsg, lanes, o.Mode)
 	if err != nil {
-		return nil, wrapShm("create", name, err)
+		return nil, err
 	}
 	q, err := newOSQueue(seg, o, true)
 	if err != nil {
 		seg.Close()
 		return nil, err
 	}
-	if q.r.size != uint64(c) {
+	fail := func(format string, args ...any) (*Queue, error) {
 		q.r.releaseOwner()
 		seg.Close()
-		return nil, fmt.Errorf("%w: %s has a %d-byte ring, not %d", ErrIncompatible, name, q.r.size, c)
+		return nil, fmt.Errorf("%w: %s has "+format, append([]any{ErrIncompatible, name}, args...)...)
+	}
+	if q.r.size != uint64(c) {
+		return fail("%d-byte lanes, not %d", q.r.size, c)
+	}
+	if o.Lanes != 0 && q.r.nlanes-1 != o.Lanes {
+		return fail("%d lanes, not %d", q.r.nlanes-1, o.Lanes)
 	}
 	return q, nil
 }
 
+// createOrAttach attaches the segment of an existing queue, whatever its
+// size, or makes a new one.
+func createOrAttach(name string, capacity, maxMsg, lanes int, mode os.FileMode) (*shm.Segment, error) {
+	so := &shm.Options{
+		Mode:    mode,
+		Kind:    shm.KindMQ,
+		Version: layoutVersion,
+		Init:    func(data []byte) error { return initLayout(data, capacity, maxMsg, lanes) },
+	}
+	for range 10 {
+		seg, err := shm.Attach(name, so)
+		if !errors.Is(err, shm.ErrNotFound) {
+			if err != nil {
+				return nil, wrapShm("create", name, err)
+			}
+			return seg, nil
+		}
+		seg, err = shm.Create(name, layoutSize(capacity, lanes), so)
+		if !errors.Is(err, shm.ErrExists) {
+			if err != nil {
+				return nil, wrapShm("create", name, err)
+			}
+			return seg, nil
+		}
+	}
+	return nil, fmt.Errorf("mq: create %s: the queue keeps being made and removed", name)
+}
+
 // Open attaches to the existing queue called name as a producer. It
-// returns ErrNotFound if there is no such queue.
+// returns ErrNotFound if there is no such queue. The Queue leases a lane
+// at its first send.
 func Open(name string, opts *Options) (*Queue, error) {
 	o, err := opts.norm()
 	if err != nil {
@@ -93,7 +128,7 @@ func Open(name string, opts *Options) (*Queue, error) {
 
 func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 	name := seg.Name()
-	r, err := newRing(seg.Data(), osPlatform{}, selfIdent(), o.TornTimeout)
+	r, err := newRing(seg.Data(), osPlatform{}, selfIdent())
 	if err != nil {
 		return nil, fmt.Errorf("%w (queue %s)", err, name)
 	}

@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -51,13 +53,26 @@ func TestCreateOpenRemove(t *testing.T) {
 	if _, err := Create(name, 1<<20, nil); !errors.Is(err, ErrIncompatible) {
 		t.Errorf("Create with another capacity: %v", err)
 	}
+	if _, err := Create(name, 8192, &Options{Lanes: DefaultLanes + 1}); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("Create with another lane count: %v", err)
+	}
+	if c2, err := Create(name, 8192, &Options{Lanes: DefaultLanes}); err != nil {
+		t.Errorf("Create with the same lane count: %v", err)
+	} else {
+		c2.Close()
+	}
 	for _, bad := range []string{"", "../x", "a/b", "sp ace"} {
 		if _, err := Create(bad, 4096, nil); err == nil {
 			t.Errorf("Create(%q) accepted", bad)
 		}
 	}
-	if _, err := Create(name+"x", 4096, &Options{TornTimeout: -1}); err == nil {
-		t.Error("negative TornTimeout accepted")
+	for _, lanes := range []int{-1, MaxLanes + 1} {
+		if _, err := Create(name+"x", 4096, &Options{Lanes: lanes}); err == nil {
+			t.Errorf("Lanes %d accepted", lanes)
+		}
+	}
+	if _, err := Create(name+"x", MaxCapacity, &Options{Lanes: MaxLanes}); err == nil {
+		t.Error("a queue of MaxLanes × MaxCapacity accepted")
 	}
 	// A segment of another kind is not a queue.
 	raw := name + ".raw"
@@ -110,36 +125,95 @@ func TestProcessesOrder(t *testing.T) {
 	}
 }
 
-// TestKillMidWrite: a producer process that reserved a message and is
-// killed before committing it is skipped after TornTimeout, whether it
-// had claimed its header or not; while it is alive it is waited for.
+// TestKillMidWrite: a producer process killed half way through writing
+// a message, in its own lane or in the shared lane holding its lock,
+// leaves no trace of that message and does not wedge the queue: its
+// whole messages are received, its lane is taken over by the next
+// producer (or its lock recovered), and what that one sends follows.
 func TestKillMidWrite(t *testing.T) {
-	for _, role := range []string{"stall-claimed", "stall-unmoved"} {
+	for _, role := range []string{"stall-write", "hold-shared"} {
 		t.Run(role, func(t *testing.T) {
-			q := createQ(t, 4096, &Options{TornTimeout: 30 * time.Millisecond})
-			k := startChild(t, role, "MQ_NAME="+q.Name())
-			if l := k.line(t); l != "stalled" {
+			q := createQ(t, 4096, &Options{Lanes: 1})
+			k := startChild(t, role, "MQ_NAME="+q.Name(), "MQ_N=3")
+			if l := k.line(t); !strings.HasPrefix(l, "stalled") {
 				t.Fatalf("child said %q", l)
 			}
-			if err := q.Send(context.Background(), []byte("after")); err != nil {
-				t.Fatal(err)
+			ctx := ctxT(t)
+			for i := range 3 {
+				b, err := q.Receive(ctx)
+				if err != nil || string(b) != fmt.Sprintf("whole %d", i) {
+					t.Fatalf("Receive: %q, %v", b, err)
+				}
 			}
 			{
-				// Alive: the consumer must keep waiting.
-				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-				_, err := q.Receive(ctx)
+				// Nothing more is visible while the writer lives.
+				short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+				_, err := q.Receive(short)
 				cancel()
 				if !errors.Is(err, context.DeadlineExceeded) {
-					t.Fatalf("Receive behind a live writer: %v", err)
+					t.Fatalf("Receive beside a live writer: %v", err)
+				}
+			}
+			if role == "stall-write" {
+				// The one dedicated lane is the child's while it lives.
+				p, err := Open(q.Name(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := p.Send(ctx, []byte("beside")); err != nil {
+					t.Fatal(err)
+				}
+				if s := p.Stats(); s.Lane != 0 {
+					t.Errorf("producer beside a live lane owner got lane %d, want the shared 0", s.Lane)
+				}
+				p.Close()
+				if b, err := q.Receive(ctx); err != nil || string(b) != "beside" {
+					t.Fatalf("Receive: %q, %v", b, err)
 				}
 			}
 			k.kill()
-			b, err := q.Receive(ctxT(t))
-			if err != nil || string(b) != "after" {
-				t.Fatalf("Receive: %q, %v", b, err)
+			p, err := Open(q.Name(), nil)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if s := q.Stats(); s.Torn != 1 {
-				t.Errorf("Torn = %d, want 1", s.Torn)
+			defer p.Close()
+			for i := range 50 {
+				if err := p.Send(ctx, fmt.Appendf(nil, "after %d", i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range 50 {
+				b, err := q.Receive(ctx)
+				if err != nil || string(b) != fmt.Sprintf("after %d", i) {
+					t.Fatalf("Receive: %q, %v", b, err)
+				}
+			}
+			s := p.Stats()
+			switch role {
+			case "stall-write":
+				if s.Lane != 1 || s.Takeovers != 1 {
+					t.Errorf("after the kill: lane %d, %d takeovers; want lane 1, 1", s.Lane, s.Takeovers)
+				}
+			case "hold-shared":
+				if s.Lane != 1 || s.Takeovers != 0 {
+					t.Errorf("after the kill: lane %d, %d takeovers; want lane 1, 0", s.Lane, s.Takeovers)
+				}
+				// The shared lane's lock, held by the dead child, is
+				// recovered by the next producer that needs it.
+				p2, err := Open(q.Name(), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer p2.Close()
+				if err := p2.Send(ctx, []byte("shared")); err != nil {
+					t.Fatal(err)
+				}
+				if b, err := q.Receive(ctx); err != nil || string(b) != "shared" {
+					t.Fatalf("Receive: %q, %v", b, err)
+				}
+				if s := p2.Stats(); s.Lane != 0 || p2.p.lock.Recoveries() != 1 {
+					t.Errorf("lane %d, %d lock recoveries; want 0, 1", s.Lane, p2.p.lock.Recoveries())
+				}
 			}
 		})
 	}
@@ -185,16 +259,124 @@ func TestConsumerDies(t *testing.T) {
 	}
 }
 
+// TestCrashConsumers kills the consumer process with SIGKILL at random
+// moments, 30 times, while a producer sends, and starts another each
+// time. Each consumer sees a gapless run of the producer's messages that
+// starts no later than just after the last message its predecessors were
+// given (messages given by a ReceiveBatch call that had not returned may
+// be given again), and the last consumer receives everything that was
+// acknowledged.
+func TestCrashConsumers(t *testing.T) {
+	kills := 30
+	if testing.Short() {
+		kills = 10
+	}
+	const capacity = 1 << 12
+	name := qName(t)
+	q0, err := Create(name, capacity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q0.Close()
+	defer Remove(name)
+	ackName := name + ".ack"
+	ack, err := shm.Create(ackName, 16*(kills+1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ack.Close(); shm.Remove(ackName) }()
+
+	p, err := Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var acked atomic.Uint32
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for seq := uint32(0); ; seq++ {
+			if err := p.Send(ctx, testMsg(1, seq, 8+int(seq%60))); err != nil {
+				return
+			}
+			acked.Store(seq + 1)
+		}
+	})
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 2))
+	seen := uint64(0) // highest seq+1 given to a consumer so far
+	for id := range kills {
+		k := startChild(t, "consume-record", "MQ_NAME="+name, "MQ_CAP="+itoa(capacity), "MQ_ACK="+ackName, "MQ_ID="+itoa(id))
+		if l := k.line(t); l != "consuming" {
+			t.Fatalf("consumer %d said %q", id, l)
+		}
+		time.Sleep(time.Duration(rng.Int64N(int64(5 * time.Millisecond))))
+		k.kill()
+		if st := k.cmd.ProcessState; st.Exited() {
+			t.Fatalf("consumer %d exited by itself: %v", id, st)
+		}
+		first, last := atomic.LoadUint64(ackSlot(ack, 2*id)), atomic.LoadUint64(ackSlot(ack, 2*id+1))
+		if first == 0 {
+			continue // killed before its first message
+		}
+		if first > seen+1 {
+			t.Fatalf("consumer %d started at seq %d; its predecessors got up to %d: messages lost", id, first-1, int64(seen)-1)
+		}
+		seen = max(seen, last)
+	}
+	cancel()
+	wg.Wait()
+	q, err := Create(name, capacity, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	// Everything acknowledged is in the queue or was given to a killed
+	// consumer; the producer has stopped, so drain without waiting.
+	want := uint32(0)
+	for {
+		n, err := q.TryReceiveBatch(func(b []byte) {
+			_, seq := checkMsg(t, b)
+			if want == 0 && uint64(seq) > seen {
+				t.Fatalf("last consumer started at seq %d; its predecessors got up to %d", seq, int64(seen)-1)
+			}
+			if want != 0 && seq != want {
+				t.Fatalf("last consumer: got seq %d, want %d", seq, want)
+			}
+			want = seq + 1
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if got := max(uint64(want), seen); got != uint64(acked.Load()) {
+		t.Fatalf("messages up to %d given to consumers, %d acknowledged", got, acked.Load())
+	}
+	t.Logf("%d consumer kills; %d messages acknowledged, the killed consumers were given up to %d", kills, acked.Load(), seen)
+}
+
 // TestCrashProducers kills producer processes with SIGKILL at random
 // moments, about a hundred times, while the consumer reads. Afterwards no
 // acknowledged message is lost, none is duplicated, each producer's
 // messages arrived in order, and the queue still works.
+//
+// With 8 lanes every producer has a lane of its own (taken over from a
+// dead one); with 1, most take turns in the shared lane and are killed
+// while holding its lock, too.
 func TestCrashProducers(t *testing.T) {
+	for _, lanes := range []int{8, 1} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) { crashProducers(t, lanes) })
+	}
+}
+
+func crashProducers(t *testing.T, lanes int) {
 	kills := 100
 	if testing.Short() {
 		kills = 30
 	}
-	q := createQ(t, 1<<13, &Options{TornTimeout: 20 * time.Millisecond})
+	q := createQ(t, 1<<13, &Options{Lanes: lanes})
 	ackName := q.Name() + ".ack"
 	ack, err := shm.Create(ackName, 8*(kills+1), nil)
 	if err != nil {
@@ -290,7 +472,8 @@ func TestCrashProducers(t *testing.T) {
 		acked += a
 		received += next[id]
 	}
-	t.Logf("%d kills: %d messages acknowledged, %d received, %d torn", kills, acked, received, q.Stats().Torn)
+	t.Logf("%d kills: %d messages acknowledged, %d received, %d lanes taken over, shared lane's lock recovered %d times",
+		kills, acked, received, q.Stats().Takeovers, shm.MutexAt(q.r.lanes[0].lock).Recoveries())
 }
 
 func checkMsgNoFatal(b []byte) (int, uint32) {

@@ -1,0 +1,8 @@
+//go:build !race
+
+package mq
+
+// See race.go.
+
+func raceRelease() {}
+func raceAcquire() {}
