@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/procwire/procwire/shm/mq"
 )
 
 // FullPolicy says what Send does when the destination's inbox is full.
@@ -19,7 +21,8 @@ const (
 
 // Defaults used for zero Config fields.
 const (
-	DefaultInboxSize = 4 << 20
+	DefaultInboxSize = 1 << 20
+	DefaultLanes     = 16
 	DefaultSpin      = 50 * time.Microsecond
 	// MinInboxSize is the smallest accepted inbox: it must hold a few
 	// records with a maximal name.
@@ -28,10 +31,20 @@ const (
 
 // Config tunes a member. A nil *Config, and every zero field, means the default.
 type Config struct {
-	// InboxSize is the byte capacity of this member's inbox (default 4 MiB).
-	// Alerts bigger than a quarter of the destination's inbox are sent in
-	// chunks and reassembled.
+	// InboxSize is the byte capacity of this member's inbox for each
+	// sender (default 1 MiB): every sending process gets a lane of its
+	// own of that size (see Lanes), so a slow receiver holds at most that
+	// much from any one sender. Alerts bigger than a quarter of it are
+	// sent in chunks and reassembled.
 	InboxSize int
+	// Lanes is how many sending processes get a lane of their own in this
+	// member's inbox (default 16, at most MaxLanes); any more share one
+	// further lane, taking turns under a lock (a lane whose sender has
+	// gone is reused by the next). A lane of its own spares a sender the
+	// shared lane's lock. The inbox is a /dev/shm segment of
+	// (Lanes+1) × InboxSize bytes, reserved when the member joins: 17 MiB
+	// with the defaults.
+	Lanes int
 	// Spin is how long the receive goroutine polls an empty inbox before it
 	// sleeps on a futex (default 50µs). Spinning keeps one core busy while
 	// alerts trickle in, in exchange for a wake-up latency of well under a
@@ -65,6 +78,9 @@ type Config struct {
 // MaxMembers is the largest number of members a group can have.
 const MaxMembers = 1024
 
+// MaxLanes is the largest Config.Lanes.
+const MaxLanes = mq.MaxLanes
+
 // NoSpin is a Config.Spin value that turns spinning off.
 const NoSpin time.Duration = -1
 
@@ -75,6 +91,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if out.InboxSize == 0 {
 		out.InboxSize = DefaultInboxSize
+	}
+	if out.Lanes == 0 {
+		out.Lanes = DefaultLanes
 	}
 	if out.Spin == 0 {
 		out.Spin = DefaultSpin

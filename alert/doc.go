@@ -12,14 +12,16 @@
 // # Transport
 //
 // Every member owns an inbox: a shared-memory queue (shm/mq) named
-// procwire.alert.<group>.<pid>.<start> in /dev/shm, written by any number
-// of senders and drained by one receive goroutine. A small alert costs one
-// copy into the ring and no system call while the receiver is awake; a
-// sleeping receiver is woken by a futex. Each inbox message carries one
-// alert, or, from SendMany, many small ones packed back to back, which
-// shares the ring's per-message cost (a few atomic operations on its tail,
-// contended by every sender) among them: for small alerts SendMany is
-// several times faster than Send in a loop. The group's membership lives in a
+// procwire.alert.<group>.<pid>.<start> in /dev/shm, drained by one receive
+// goroutine. Each sending process gets a lane of its own in it (up to
+// Config.Lanes of them; more share one under a lock), so a small alert
+// costs one copy into the sender's lane and one store of its tail: no
+// locked instruction on memory shared with other senders, and no system
+// call while the receiver is awake; a sleeping receiver is woken by a
+// futex. Each inbox message carries one alert, or, from SendMany, many
+// small ones packed back to back, which shares the per-message and
+// per-call costs among them: for small alerts SendMany is still the
+// fastest way to send many alerts to one member. The group's membership lives in a
 // registry segment, procwire.alert.<group>, guarded by a robust
 // cross-process lock. Members watch each other with pidfds, so a member
 // that dies is removed from the registry, and its inbox unlinked, as soon

@@ -129,6 +129,9 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	if c.InboxSize < MinInboxSize {
 		return nil, fmt.Errorf("alert: inbox size %d is below the minimum %d", c.InboxSize, MinInboxSize)
 	}
+	if c.Lanes < 0 || c.Lanes > MaxLanes {
+		return nil, fmt.Errorf("alert: Lanes %d out of range (1..%d)", c.Lanes, MaxLanes)
+	}
 	if c.FullPolicy != Block && c.FullPolicy != Fail {
 		return nil, fmt.Errorf("alert: unknown FullPolicy %d", c.FullPolicy)
 	}
@@ -183,7 +186,7 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	_ = mq.Remove(g.inboxName)
 	// The inbox sleeps as soon as it is empty: the receive goroutine does
 	// the spinning (see receive), yielding the core as it goes.
-	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg, Spin: -1})
+	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg, Spin: -1, Lanes: c.Lanes})
 	if err != nil {
 		return fail(fmt.Errorf("alert: create inbox: %w", err))
 	}

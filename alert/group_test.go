@@ -188,16 +188,23 @@ func TestOrderPerSenderUnderLoad(t *testing.T) {
 
 // SendMany keeps the per-sender order across packs, alerts of every size
 // (small ones packed together, large ones chunked between them) and
-// senders, through an inbox small enough to fill again and again.
+// senders, through an inbox small enough to fill again and again: with a
+// lane per sender, and with one lane that the senders share.
 func TestSendManyOrder(t *testing.T) {
+	for _, lanes := range []int{0, 1} {
+		t.Run(fmt.Sprintf("lanes=%d", lanes), func(t *testing.T) { testSendManyOrder(t, lanes) })
+	}
+}
+
+func testSendManyOrder(t *testing.T, lanes int) {
 	checkLeaks(t)
 	group := testGroup(t)
-	const senders, each = 2, 20000
+	const senders, each = 3, 20000
 	var mu sync.Mutex
 	next := map[int]uint64{}
 	var errs []string
 	var total atomic.Int64
-	join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
+	join(t, group, &Config{InboxSize: MinInboxSize, Lanes: lanes, Handlers: map[string]HandlerFunc{
 		"seq": func(ctx context.Context, a *Alert) {
 			n := binary.LittleEndian.Uint64(a.Data)
 			mu.Lock()
