@@ -66,14 +66,6 @@ type Group struct {
 	}
 	delivered, unmatched, panics, dropped atomic.Uint64 // written by the receive goroutine
 	_                                     cpu.CacheLinePad
-
-	// selfSync exists for the race detector only: it cannot see the
-	// synchronization of the inbox ring (atomics on shared memory outside
-	// the Go heap), so an alert sent to oneself would look like a race
-	// between the sender's earlier writes and the handler. An atomic add
-	// before enqueueing and a load before dispatching give it the
-	// happens-before edge that the ring really provides.
-	selfSync atomic.Uint64
 }
 
 // peerTable is an immutable snapshot of the membership, swapped on change.

@@ -119,9 +119,6 @@ func (g *Group) sweep(partials map[proc.ID]*partial) {
 // handleMessage handles the records of one inbox message in order and
 // returns how many reached a handler.
 func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) (delivered int) {
-	if raceEnabled {
-		g.selfSync.Load()
-	}
 	var r record
 	for {
 		rest, err := decodeRecord(msg, &r)

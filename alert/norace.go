@@ -1,5 +1,0 @@
-//go:build !race
-
-package alert
-
-const raceEnabled = false

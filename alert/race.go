@@ -1,6 +1,0 @@
-//go:build race
-
-package alert
-
-// raceEnabled: see Group.selfSync.
-const raceEnabled = true
