@@ -44,7 +44,7 @@
 //     is valid only until the handler returns) and can double the receive
 //     rate.
 //   - An alert too big for the destination's inbox (more than a quarter of
-//     it) is sent in chunks that the receiver reassembles, so alerts of
+//     its InboxSize) is sent in chunks that the receiver reassembles, so alerts of
 //     hundreds of megabytes (up to MaxData) arrive whole, through the same
 //     bounded inbox. A half-received alert whose sender died, or that got no
 //     chunk for 30 s, is dropped and counted in Stats().Dropped.
