@@ -15,7 +15,7 @@
 // procwire.alert.<group>.<pid>.<start> in /dev/shm, drained by one receive
 // goroutine. Each sending process gets a lane of its own in it (up to
 // Config.Lanes of them; more share one under a lock), so a small alert
-// costs one copy into the sender's lane and one store of its tail: no
+// costs one copy into the sender's lane and one store to publish it: no
 // locked instruction on memory shared with other senders, and no system
 // call while the receiver is awake; a sleeping receiver is woken by a
 // futex. Each inbox message carries one alert, or, from SendMany, many
@@ -59,8 +59,9 @@
 //     Config.Handlers are installed before the member becomes visible, so no
 //     alert can arrive before them; they may therefore run before Join
 //     returns.
-//   - Nothing queues without bound: each inbox has a fixed size. When the
-//     destination's inbox is full, Send waits for room until its context
+//   - Nothing queues without bound: each inbox has a fixed size for each
+//     sender (Config.InboxSize) and in all. When the destination's inbox is
+//     full, Send waits for room until its context
 //     ends (policy Block, the default) or returns ErrBackpressure at once
 //     (policy Fail); either is counted in Stats().Rejected. A large alert's
 //     first chunk follows the policy; its later chunks wait for room.
