@@ -117,6 +117,12 @@ func runChild(role, name string, args []string) int {
 		zero := 0.0
 		filler := strings.Repeat("x", 300)
 		for i := 0; ; i++ {
+			// Overwritten in place: a kill in the middle must leave one
+			// whole value or the other (TestCrashKill checks them).
+			if _, err := d.Set(flipKeys[i%len(flipKeys)], flipValues[i%len(flipValues)], 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "hammer flip:", err)
+				return 4
+			}
 			if _, _, err := d.Incr("ctr", 1, &zero, 0); err != nil {
 				fmt.Fprintln(os.Stderr, "hammer incr:", err)
 				return 4
@@ -154,6 +160,26 @@ func runChild(role, name string, args []string) int {
 				if _, err := d.Set(fresh, String(filler[:64]), 0, 0); err != nil && err != ErrNoMemory {
 					fmt.Fprintln(os.Stderr, "hammer set fresh:", err)
 					return 4
+				}
+			}
+		}
+	case "flip":
+		// Overwrite keys in place, each with 100 copies of one letter,
+		// alternating, until stdin closes.
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		fmt.Fprintln(out, "flipping")
+		out.Flush()
+		for i := 0; ; i++ {
+			if _, err := d.Set(flipKeys[i%len(flipKeys)], flipValues[i%len(flipValues)], 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "flip set:", err)
+				return 4
+			}
+			if i%1024 == 0 {
+				select {
+				case <-stop:
+					return 0
+				default:
 				}
 			}
 		}
@@ -201,6 +227,28 @@ func runChild(role, name string, args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// flipKeys are overwritten in place with flipValues by the flip and hammer
+// child roles: each value is 100 copies of one letter, so a torn read or a
+// torn write shows.
+var (
+	flipKeys   = []string{"flip-0", "flip-1", "flip-2", "flip-3"}
+	flipValues = func() []Value {
+		var vs []Value
+		for c := 'a'; c <= 'z'; c++ {
+			vs = append(vs, String(strings.Repeat(string(c), 100)))
+		}
+		return vs
+	}()
+)
+
+// checkFlip reports what is wrong with a value read from a flip key.
+func checkFlip(b []byte) error {
+	if len(b) != 100 || strings.Count(string(b), string(b[:1])) != 100 {
+		return fmt.Errorf("torn value %q", b)
+	}
+	return nil
 }
 
 // testName returns a dictionary name unique to the test and process, and

@@ -196,6 +196,15 @@ func TestCrashKill(t *testing.T) {
 	if int(got) < acked || int(got) > acked+kills {
 		t.Fatalf("counter %v, acknowledged %d, kills %d", got, acked, kills)
 	}
+	for _, k := range flipKeys {
+		b, _, _, err := d.GetBytes(k, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if err := checkFlip(b); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
 	st, _ := d.Stats()
 	t.Logf("kills %d, acked increments %d, counter %v, stats %+v", kills, acked, got, st)
 	if st.Resets != 0 || st.Dropped != 0 {
@@ -205,6 +214,53 @@ func TestCrashKill(t *testing.T) {
 		if n, err := d.LLen("list" + strconv.Itoa(i)); err != nil || n < 0 {
 			t.Fatalf("LLen = %d, %v", n, err)
 		}
+	}
+}
+
+// TestInPlaceReads has a child process overwrite keys in place as fast as
+// it can while this one reads them, without the lock where it may: every
+// value read must be whole, never part of one and part of the next.
+func TestInPlaceReads(t *testing.T) {
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, k := range flipKeys {
+		d.Set(k, flipValues[0], 0, 0)
+	}
+	cmd, stdin, out := startChild(t, "flip", name)
+	if line, err := out.ReadString('\n'); line != "flipping\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	reads := 2_000_000
+	if testing.Short() {
+		reads = 200_000
+	}
+	buf := make([]byte, 0, 128)
+	seen := map[byte]bool{}
+	for i := 0; i < reads; i++ {
+		buf, _, _, err = d.GetBytes(flipKeys[i%len(flipKeys)], buf[:0])
+		if err == nil {
+			err = checkFlip(buf)
+		}
+		if err != nil {
+			stdin.Close()
+			cmd.Wait()
+			t.Fatalf("read %d: %v", i, err)
+		}
+		seen[buf[0]] = true
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if len(seen) < 2 {
+		t.Errorf("reads saw only %d distinct values: the child did not overwrite concurrently", len(seen))
+	}
+	if err := d.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 
