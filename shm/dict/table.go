@@ -543,8 +543,8 @@ func (t *table) fitsInPlace(o uint32, key string, vlen uint32) bool {
 //
 // It is a redo-journalled seqlock write. The new fields and value go to
 // this process's journal slot first; then the item's state becomes
-// stateRewrite (an atomic store, so neither the compiler nor the CPU lets
-// it pass the journal's stores or the item's); then the item is written
+// stateRewrite (see storeState: neither the compiler nor the CPU lets it
+// pass the journal's stores or the item's); then the item is written
 // from the journal, its new sequence number stored, and its state set
 // back to live. A lock-free reader refuses an item that is not live or
 // whose sequence number changed while it copied (see peek). A holder
@@ -602,13 +602,18 @@ func (t *table) applyJournal(o, j uint32) {
 	c[chState] = stateLive
 }
 
-// storeState stores the state byte of chunk o with an atomic store of the
-// aligned word at o, whose other bytes only the lock holder changes.
+// storeState stores the state byte of chunk o where rewrite needs it: in
+// program order with the stores around it. x86 makes stores visible in
+// program order, and the Go compiler keeps them in order, but it may drop
+// a store overwritten later in the same function with no load in between
+// (as rewrite's state 4 is by its state 3); the atomic load of the word
+// after it is such a load. A killed process's stores all land, so a
+// crash leaves a prefix of them on any hardware. (An atomic store, an
+// XCHG on x86, would cost more: it waits for the item's line before the
+// value's stores can even start fetching theirs.)
 func (t *table) storeState(o uint32, st uint8) {
-	var b [4]byte
-	copy(b[:], t.data[o:o+4])
-	b[chState] = st
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0])), binary.NativeEndian.Uint32(b[:]))
+	t.data[o+chState] = st
+	atomic.LoadUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0])))
 }
 
 func get32j(j *[jValue]byte, f int) uint32    { return binary.LittleEndian.Uint32(j[f:]) }
