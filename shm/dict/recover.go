@@ -50,6 +50,13 @@ func (t *table) rebuild() (items, dropped int, err error) {
 	t.put64(offFreeBytes, 0)
 	var live []uint32
 	maxSeq := t.u64(offSeq)
+	// A holder killed after journalling an overwrite in place but before
+	// starting it left an entry with a number the item never got; later
+	// rewrites must number theirs higher, or a rebuild could not tell
+	// that entry from theirs (see redo).
+	for i := uint32(0); i < journalSlots; i++ {
+		maxSeq = max(maxSeq, t.u64(offJournal+i*journalSlotSize+jSeq))
+	}
 	_ = t.walk(func(o uint32, c, st uint8) error {
 		if st == stateRewrite {
 			// An overwrite in place cut short: finish it from the
@@ -123,7 +130,8 @@ func (t *table) rebuild() (items, dropped int, err error) {
 // the journal: of the entries naming o, the one with the highest sequence
 // number is the interrupted write's. Every rewrite gives the item a number
 // above its current one and above the shard's, which is at least that of
-// every item ever freed, so entries left by earlier rewrites of o, or of
+// every item ever freed and of every journal entry at the last rebuild,
+// so entries left by earlier rewrites of o (completed or not), or of
 // items that had o's chunk before, have lower numbers. The item's own
 // number is the old one, or the new one if the holder died after storing
 // it: never above the entry's. It reports false if no entry fits o.

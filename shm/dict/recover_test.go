@@ -209,6 +209,43 @@ func TestRecoverCrashStates(t *testing.T) {
 	}
 }
 
+// TestRecoverStaleJournal crashes two overwrites in place of one item in
+// a row: the first before it began (its journal entry is left, never
+// applied), the second halfway. The second's value must win, not the
+// entry of the first, which no Set ever completed.
+func TestRecoverStaleJournal(t *testing.T) {
+	d, mu, _ := newMemDict(t, 64<<10)
+	d.Set("a", String("A"), 0, 0)
+	tb := &d.shards[0]
+	o := tb.find("a", hashKey("a"))
+	// The stale entry sits in the slot recovery looks at first.
+	own, other := uint32(offJournal+journalSlotSize), uint32(offJournal)
+	tb.journal = own
+
+	mu.Lock(context.Background())
+	tb.journal = other
+	tb.journalRewrite(o, String("never"), 5, 0, 0) // killed here
+	tb.journal = own
+	mu.Unlock()
+	mu.failNext()
+	if v, _, err := d.Get("a"); err != nil || v != String("A") {
+		t.Fatalf("after the first crash Get = %v, %v; want A", v, err)
+	}
+
+	mu.Lock(context.Background())
+	tb.journalRewrite(o, String("later"), 5, 0, 0)
+	tb.storeState(o, stateRewrite)
+	tb.put8(tb.valOff(o), 'x') // killed here
+	mu.Unlock()
+	mu.failNext()
+	if v, _, err := d.Get("a"); err != nil || v != String("later") {
+		t.Fatalf("after the second crash Get = %v, %v; want later", v, err)
+	}
+	if st, _ := d.Stats(); st.Recoveries != 2 || st.Dropped != 0 {
+		t.Fatalf("Stats = %+v", st)
+	}
+}
+
 func TestRecoverUnreadableHeap(t *testing.T) {
 	d, mu, _ := newMemDict(t, 64<<10)
 	var logged bytes.Buffer
