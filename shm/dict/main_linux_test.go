@@ -184,10 +184,11 @@ func runChild(role, name string, args []string) int {
 			}
 		}
 	case "bench":
-		// Get (and Set, if the last argument is "mixed") as fast as
+		// Get (and Set, unless the last argument is "get") as fast as
 		// possible until stdin closes; report ops and seconds.
-		keys := benchKeys(1024)
-		mixed := args[len(args)-1] == "mixed"
+		mode := args[len(args)-1]
+		keys := twoProcessKeys(mode, 1)
+		mixed := mode != "get"
 		// Start on the first byte from stdin, stop when it closes.
 		var go1 [1]byte
 		if _, err := io.ReadFull(os.Stdin, go1[:]); err != nil {
@@ -227,6 +228,34 @@ func runChild(role, name string, args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// twoProcessKeys returns the 1024 keys the process of the given role
+// (0: parent, 1: child) draws from in a BenchmarkTwoProcesses mode: all
+// the keys, or for "mixed-ownkeys" half of them, disjoint from the other
+// process's, or for "mixed-ownshards" those of half the shards (repeated to
+// fill the 1024).
+func twoProcessKeys(mode string, role int) []string {
+	keys := benchKeys(1024)
+	var own []string
+	for i, k := range keys {
+		switch mode {
+		case "mixed-ownkeys":
+			if i&1 == role {
+				own = append(own, k)
+			}
+		case "mixed-ownshards":
+			if int(shardOf(hashKey(k))&1) == role {
+				own = append(own, k)
+			}
+		default:
+			return keys
+		}
+	}
+	for len(own) < len(keys) {
+		own = append(own, own...)
+	}
+	return own[:len(keys)]
 }
 
 // flipKeys are overwritten in place with flipValues by the flip and hammer

@@ -327,29 +327,29 @@ func BenchmarkSet(b *testing.B) {
 
 // BenchmarkTwoProcesses runs Gets (get) or half Sets, half Gets (mixed) of
 // random keys in this process and in a child process at once, and reports
-// the total throughput of both.
+// the total throughput of both. The two other cases show what sharing
+// costs: in mixed-ownkeys the processes use disjoint halves of the keys (no
+// item is shared, the shards' locks are), in mixed-ownshards the keys of
+// disjoint halves of the shards (nothing written is shared).
 func BenchmarkTwoProcesses(b *testing.B) {
-	for _, mix := range []string{"get", "mixed"} {
-		b.Run(mix, func(b *testing.B) { benchTwoProcesses(b, mix == "mixed") })
+	for _, mode := range []string{"get", "mixed", "mixed-ownkeys", "mixed-ownshards"} {
+		b.Run(mode, func(b *testing.B) { benchTwoProcesses(b, mode) })
 	}
 }
 
-func benchTwoProcesses(b *testing.B, mixed bool) {
+func benchTwoProcesses(b *testing.B, mode string) {
 	name := testName(b)
 	d, err := Open(name, 64<<20, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	keys := benchKeys(1024)
-	for _, k := range keys {
+	for _, k := range benchKeys(1024) {
 		d.Set(k, benchValue, 0, 0)
 	}
-	mix := "get"
-	if mixed {
-		mix = "mixed"
-	}
-	cmd, stdin, out := startChild(b, "bench", name, mix)
+	keys := twoProcessKeys(mode, 0)
+	mixed := mode != "get"
+	cmd, stdin, out := startChild(b, "bench", name, mode)
 	stdin.Write([]byte{1}) // start the child's loop
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
