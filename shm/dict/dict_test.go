@@ -798,3 +798,91 @@ func TestEvictionFragmented(t *testing.T) {
 		t.Errorf("SafeSet(big2) = %v", err)
 	}
 }
+
+// TestSetInPlace checks that a store whose item needs a chunk of the old
+// one's class overwrites it where it is, and that anything else still
+// moves to a new chunk, with the same results either way.
+func TestSetInPlace(t *testing.T) {
+	d, _, clk := newMemDict(t, 256<<10)
+	v100 := func(c byte) Value { return String(strings.Repeat(string(c), 100)) }
+	for _, k := range []string{"a", "b", "c"} {
+		d.Set(k, v100('0'), 0, 0)
+	}
+	tb, h := d.shardOf("b")
+	at := tb.find("b", h)
+	seq0 := tb.u64(at + chSeq)
+	free0 := d.FreeSpace()
+	tests := []struct {
+		name    string
+		v       Value
+		ttl     time.Duration
+		flags   uint32
+		inPlace bool
+	}{
+		{"same length", v100('1'), 0, 0, true},
+		{"flags and TTL", v100('2'), time.Minute, 7, true},
+		{"TTL dropped", v100('3'), 0, 0, true},
+		{"shorter, same class", String(strings.Repeat("4", 90)), 0, 1, true},
+		{"smaller class", Number(5), 0, 0, false},
+		{"back to the larger class", v100('6'), 0, 0, false},
+		{"larger class", String(strings.Repeat("7", 300)), 0, 0, false},
+		{"over the journal slot", String(strings.Repeat("8", journalMaxValue+1)), 0, 0, false},
+		{"largest in place", String(strings.Repeat("9", journalMaxValue)), time.Second, 2, true},
+	}
+	for _, tt := range tests {
+		before := tb.find("b", h)
+		if forcible, err := d.Set("b", tt.v, tt.ttl, tt.flags); err != nil || forcible {
+			t.Fatalf("%s: Set = %v, %v", tt.name, forcible, err)
+		}
+		after := tb.find("b", h)
+		if (after == before) != tt.inPlace {
+			t.Errorf("%s: item moved from %d to %d; want in place %v", tt.name, before, after, tt.inPlace)
+		}
+		if v, fl, err := d.Get("b"); err != nil || v != tt.v || fl != tt.flags {
+			t.Errorf("%s: Get = %v, %d, %v", tt.name, v, fl, err)
+		}
+		if got, err := d.TTL("b"); err != nil || got != tt.ttl {
+			t.Errorf("%s: TTL = %v, %v", tt.name, got, err)
+		}
+		// An overwrite keeps the item's LRU place, moved or not.
+		if keys, _ := d.Keys(0); fmt.Sprint(keys) != "[c b a]" {
+			t.Errorf("%s: Keys = %v", tt.name, keys)
+		}
+		if err := d.Check(); err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if tt.name == "same length" {
+			if d.FreeSpace() != free0 {
+				t.Errorf("in place: FreeSpace %d, want %d", d.FreeSpace(), free0)
+			}
+			if s := tb.u64(after + chSeq); s <= seq0 {
+				t.Errorf("in place: sequence number %d, was %d", s, seq0)
+			}
+		}
+	}
+	// An expired item is overwritten in place too, and the new value is live.
+	d.Set("e", v100('a'), time.Millisecond, 0)
+	e := tb.find("e", hashKey("e"))
+	clk.advance(5)
+	if _, err := d.Add("e", v100('b'), 0, 0); err != nil || tb.find("e", hashKey("e")) != e {
+		t.Fatalf("Add over an expired item: %v", err)
+	}
+	if v, _, err := d.Get("e"); err != nil || v != v100('b') {
+		t.Fatalf("Get = %v, %v", v, err)
+	}
+	// Freeing an item passes its sequence number on to the shard, so that
+	// whatever is written into its chunk next gets a higher one.
+	for i := 0; i < 5; i++ {
+		d.Set("c", v100(byte('a'+i)), 0, 0)
+	}
+	c := tb.find("c", hashKey("c"))
+	last := tb.u64(c + chSeq)
+	d.Delete("c")
+	if tb.u64(offSeq) < last {
+		t.Fatalf("shard sequence %d after freeing an item at %d", tb.u64(offSeq), last)
+	}
+	d.Set("c2", v100('z'), 0, 0)
+	if o := tb.find("c2", hashKey("c2")); tb.u64(o+chSeq) <= last {
+		t.Fatalf("new item has sequence number %d, freed one had %d", tb.u64(o+chSeq), last)
+	}
+}

@@ -30,8 +30,11 @@
 // corrupt the dictionary. A lock is recovered from a dead holder within
 // a bounded time, and the next holder rebuilds the shard's index, LRU list
 // and free lists from its heap, which every update keeps readable: an item
-// is written completely before one store makes it part of the dictionary, a replaced value is written beside the old one, and
-// Incr and Expire change their 8-byte field with one store. So an
+// is written completely before one store makes it part of the dictionary;
+// a replaced value is written beside the old one or, when it fits the old
+// one's place, journalled before it overwrites it in place (recovery
+// finishes the overwrite from the journal); and Incr and Expire change
+// their 8-byte field with one store. So an
 // operation cut short either happened or did not; a half-written item is
 // discarded. Rebuilds are counted (Stats.Recoveries) and logged. Only if
 // the heap itself is unreadable (which no crash produces) is the shard
@@ -72,8 +75,8 @@
 //
 // Eviction is least recently used first, approximated the CLOCK way: a
 // write of a new key puts its item at the head of the LRU list, a write
-// over an existing item puts the new item in the old one's place, marked
-// referenced, and a read only marks the item referenced (OpenResty moves it to the head, which makes every read
+// over an existing item leaves it in its place, marked referenced, and a
+// read only marks the item referenced (OpenResty moves it to the head, which makes every read
 // write to four items), and eviction gives a referenced tail item a second
 // pass at the head instead of evicting it. Items never read go in the
 // order they were written; items read since they were last at the head

@@ -12,7 +12,7 @@ import (
 // specification and must change with it. All integers are little-endian,
 // all references are byte offsets from the start of the region (0 = none).
 const (
-	layoutVersion = 2
+	layoutVersion = 3
 
 	// region header: the dictionary is split into shards, each a table
 	// with its own lock, so that processes working on different keys do
@@ -23,6 +23,7 @@ const (
 	offRShards    = 12                 // u32: power of two, 1..maxShards
 	offRCapacity  = 16                 // u64: length of the region
 	offRShardSize = 24                 // u64: bytes per shard, multiple of 64
+	offROpens     = 32                 // u32: Opens so far; picks each opener's journal slot
 	regionHdrSize = 64                 // shards follow, back to back
 	maxShards     = 16
 	minShardSize  = 8 << 10
@@ -59,6 +60,24 @@ const (
 	offDropped    = 296 // u64: malformed items dropped by rebuilds
 	hdrSize       = 320
 
+	// Journal slots follow the header: a store that overwrites an item
+	// in place writes the new fields and value to its process's slot
+	// first (a redo journal), so that a holder killed mid-write leaves
+	// the new value recoverable. Each process picks a slot when it opens
+	// the dictionary (offROpens), so that two processes mostly write
+	// their own slots' cache lines.
+	offJournal      = hdrSize
+	journalSlots    = 4   // power of two
+	journalSlotSize = 256 // bytes; multiple of 64
+	jTarget         = 0   // u32: offset of the item rewritten
+	jType           = 4   // u8: value type
+	jFlags          = 8   // u32: user flags
+	jValLen         = 12  // u32
+	jExpire         = 16  // i64
+	jSeq            = 24  // u64: the item's new sequence number
+	jValue          = 32  // the new value
+	journalMaxValue = journalSlotSize - jValue
+
 	mutexSize = 64
 
 	// chunks (items and free chunks)
@@ -82,6 +101,9 @@ const (
 	stateFree  = 1
 	stateAlloc = 2 // taken, being written: not yet part of the dictionary
 	stateLive  = 3
+	// stateRewrite marks a live item being overwritten in place: its
+	// value may be torn, and the journal holds the new one.
+	stateRewrite = 4
 
 	// list values: a header, then elements [tag u32][payload][tag u32],
 	// tag = len(payload)<<2 | element type, packed between head and tail.
@@ -110,7 +132,7 @@ func geometry(n int) (nbuckets, buckets, heap, heapLen uint32, maxClass uint8) {
 	if nb < 16 {
 		nb = 16
 	}
-	buckets = hdrSize
+	buckets = offJournal + journalSlots*journalSlotSize
 	heap = (buckets + nb*4 + 63) &^ 63
 	heapLen = (uint32(n) - heap) &^ 63
 	maxClass = uint8(bits.Len32(heapLen>>minShift) - 1)

@@ -147,6 +147,9 @@ func (t *table) newList(key string, h uint64, old, flags uint32, expire int64, c
 	if o == 0 {
 		return 0, ErrNoMemory
 	}
+	if old != 0 {
+		t.raiseSeq(old) // the new item must win over it in a rebuild
+	}
 	// Use the whole chunk: the slack is free room for later pushes.
 	vlen := classSize(t.u8(o+chClass)) - align8(chKey+uint32(len(key)))
 	t.writeItem(o, key, h, TypeList, vlen, flags, expire)

@@ -117,6 +117,12 @@ func runChild(role, name string, args []string) int {
 		zero := 0.0
 		filler := strings.Repeat("x", 300)
 		for i := 0; ; i++ {
+			// Overwritten in place: a kill in the middle must leave one
+			// whole value or the other (TestCrashKill checks them).
+			if _, err := d.Set(flipKeys[i%len(flipKeys)], flipValues[i%len(flipValues)], 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "hammer flip:", err)
+				return 4
+			}
 			if _, _, err := d.Incr("ctr", 1, &zero, 0); err != nil {
 				fmt.Fprintln(os.Stderr, "hammer incr:", err)
 				return 4
@@ -157,11 +163,32 @@ func runChild(role, name string, args []string) int {
 				}
 			}
 		}
+	case "flip":
+		// Overwrite keys in place, each with 100 copies of one letter,
+		// alternating, until stdin closes.
+		stop := make(chan struct{})
+		go func() { io.Copy(io.Discard, os.Stdin); close(stop) }()
+		fmt.Fprintln(out, "flipping")
+		out.Flush()
+		for i := 0; ; i++ {
+			if _, err := d.Set(flipKeys[i%len(flipKeys)], flipValues[i%len(flipValues)], 0, 0); err != nil {
+				fmt.Fprintln(os.Stderr, "flip set:", err)
+				return 4
+			}
+			if i%1024 == 0 {
+				select {
+				case <-stop:
+					return 0
+				default:
+				}
+			}
+		}
 	case "bench":
-		// Get (and Set, if the last argument is "mixed") as fast as
+		// Get (and Set, unless the last argument is "get") as fast as
 		// possible until stdin closes; report ops and seconds.
-		keys := benchKeys(1024)
-		mixed := args[len(args)-1] == "mixed"
+		mode := args[len(args)-1]
+		keys := twoProcessKeys(mode, 1)
+		mixed := mode != "get"
 		// Start on the first byte from stdin, stop when it closes.
 		var go1 [1]byte
 		if _, err := io.ReadFull(os.Stdin, go1[:]); err != nil {
@@ -179,7 +206,10 @@ func runChild(role, name string, args []string) int {
 				x ^= x >> 7
 				x ^= x << 17
 				j := int(x & 1023)
-				if j&1 == 0 && mixed {
+				// The operation is drawn independently of the key, so
+				// that Gets also meet the keys the other process is
+				// overwriting.
+				if mixed && x>>32&1 == 0 {
 					d.Set(keys[j], benchValue, 0, 0)
 				} else {
 					buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
@@ -198,6 +228,56 @@ func runChild(role, name string, args []string) int {
 		return 2
 	}
 	return 0
+}
+
+// twoProcessKeys returns the 1024 keys the process of the given role
+// (0: parent, 1: child) draws from in a BenchmarkTwoProcesses mode: all
+// the keys, or for "mixed-ownkeys" half of them, disjoint from the other
+// process's, or for "mixed-ownshards" those of half the shards (repeated to
+// fill the 1024).
+func twoProcessKeys(mode string, role int) []string {
+	keys := benchKeys(1024)
+	var own []string
+	for i, k := range keys {
+		switch mode {
+		case "mixed-ownkeys":
+			if i&1 == role {
+				own = append(own, k)
+			}
+		case "mixed-ownshards":
+			if int(shardOf(hashKey(k))&1) == role {
+				own = append(own, k)
+			}
+		default:
+			return keys
+		}
+	}
+	for len(own) < len(keys) {
+		own = append(own, own...)
+	}
+	return own[:len(keys)]
+}
+
+// flipKeys are overwritten in place with flipValues by the flip and hammer
+// child roles: each value is 100 copies of one letter, so a torn read or a
+// torn write shows.
+var (
+	flipKeys   = []string{"flip-0", "flip-1", "flip-2", "flip-3"}
+	flipValues = func() []Value {
+		var vs []Value
+		for c := 'a'; c <= 'z'; c++ {
+			vs = append(vs, String(strings.Repeat(string(c), 100)))
+		}
+		return vs
+	}()
+)
+
+// checkFlip reports what is wrong with a value read from a flip key.
+func checkFlip(b []byte) error {
+	if len(b) != 100 || strings.Count(string(b), string(b[:1])) != 100 {
+		return fmt.Errorf("torn value %q", b)
+	}
+	return nil
 }
 
 // testName returns a dictionary name unique to the test and process, and

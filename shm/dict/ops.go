@@ -4,6 +4,7 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Dict is a shared dictionary opened by this process. Its methods are safe
@@ -30,6 +31,9 @@ func newDict(name string, data []byte, lockAt func(hdr []byte) locker, opts *Opt
 		return nil, err
 	}
 	d := &Dict{name: name, shards: make([]table, n), mask: uint32(n - 1), size: len(data)}
+	// Successive openers take successive journal slots, so that two
+	// processes rewriting items in place write different cache lines.
+	slot := (atomic.AddUint32((*uint32)(unsafe.Pointer(&data[offROpens])), 1) - 1) & (journalSlots - 1)
 	for i := range d.shards {
 		t := &d.shards[i]
 		t.data = shardBytes(data, i, size)
@@ -38,6 +42,7 @@ func newDict(name string, data []byte, lockAt func(hdr []byte) locker, opts *Opt
 		t.log = opts.logger().With("dict", name, "shard", i)
 		t.shard, t.shardMask = uint32(i), uint32(n-1)
 		t.setGeometry()
+		t.journal = offJournal + slot*journalSlotSize
 	}
 	return d, nil
 }
@@ -274,6 +279,10 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 		return false, nil
 	}
 	vlen := valueLen(v)
+	if old != 0 && t.fitsInPlace(old, key, vlen) {
+		t.rewrite(old, v, vlen, flags, ttlMillis(ttl, &c))
+		return false, nil
+	}
 	o, forcible := t.newItemReplacing(key, vlen, safe, &old)
 	if o == 0 {
 		return forcible, ErrNoMemory
@@ -281,6 +290,7 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 	if old != 0 {
 		// newItemReplacing found room without evicting, so the chain
 		// and link are as findLink left them.
+		t.raiseSeq(old)
 		t.fillItem(o, key, h, v.typ, vlen, flags, ttlMillis(ttl, &c))
 		t.putValue(o, v)
 		t.replace(o, old, link)
@@ -348,6 +358,9 @@ func (d *Dict) Incr(key string, delta float64, init *float64, initTTL time.Durat
 	o, forcible := t.newItemReplacing(key, 8, false, &old)
 	if o == 0 {
 		return 0, forcible, ErrNoMemory
+	}
+	if old != 0 {
+		t.raiseSeq(old) // the new item must win over it in a rebuild
 	}
 	t.writeItem(o, key, h, TypeNumber, 8, 0, ttlMillis(initTTL, &c))
 	t.putValue(o, Number(n))

@@ -1,6 +1,7 @@
 package dict
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -49,9 +50,30 @@ func (t *table) rebuild() (items, dropped int, err error) {
 	t.put64(offFreeBytes, 0)
 	var live []uint32
 	maxSeq := t.u64(offSeq)
+	// A holder killed after journalling an overwrite in place but before
+	// starting it left an entry with a number the item never got; later
+	// rewrites must number theirs higher, or a rebuild could not tell
+	// that entry from theirs (see redo).
+	for i := uint32(0); i < journalSlots; i++ {
+		maxSeq = max(maxSeq, t.u64(offJournal+i*journalSlotSize+jSeq))
+	}
 	_ = t.walk(func(o uint32, c, st uint8) error {
+		if st == stateRewrite {
+			// An overwrite in place cut short: finish it from the
+			// journal, or drop the item if no entry fits it.
+			if t.redo(o) {
+				st = stateLive
+			} else {
+				maxSeq = max(maxSeq, t.u64(o+chSeq))
+				dropped++
+				st = stateFree
+			}
+		}
 		if st == stateLive {
 			if err := t.checkItem(o); err != nil {
+				// Its chunk may be read without the lock: the next item
+				// written there must get a higher sequence number.
+				maxSeq = max(maxSeq, t.u64(o+chSeq))
 				dropped++
 				st = stateFree
 			} else {
@@ -104,6 +126,44 @@ func (t *table) rebuild() (items, dropped int, err error) {
 	return len(live), dropped, nil
 }
 
+// redo completes the overwrite in place of item o (in stateRewrite) from
+// the journal: of the entries naming o, the one with the highest sequence
+// number is the interrupted write's. Every rewrite gives the item a number
+// above its current one and above the shard's, which is at least that of
+// every item ever freed and of every journal entry at the last rebuild,
+// so entries left by earlier rewrites of o (completed or not), or of
+// items that had o's chunk before, have lower numbers. The item's own
+// number is the old one, or the new one if the holder died after storing
+// it: never above the entry's. It reports false if no entry fits o.
+func (t *table) redo(o uint32) bool {
+	size := classSize(t.u8(o + chClass))
+	klen := t.u32(o + chKeyLen)
+	cur := t.u64(o + chSeq)
+	best, bestSeq := uint32(0), uint64(0)
+	for i := uint32(0); i < journalSlots; i++ {
+		j := offJournal + i*journalSlotSize
+		jh := (*[jValue]byte)(t.data[j : j+jValue])
+		seq := binary.LittleEndian.Uint64(jh[jSeq:])
+		if get32j(jh, jTarget) != o || seq < cur || best != 0 && seq <= bestSeq {
+			continue
+		}
+		vlen := get32j(jh, jValLen)
+		switch typ := Type(jh[jType]); {
+		case vlen > journalMaxValue, klen == 0 || klen > MaxKeyLen,
+			uint64(align8(chKey+klen))+uint64(vlen) > uint64(size),
+			typ < TypeString || typ > TypeBool,
+			typ == TypeNumber && vlen != 8, typ == TypeBool && vlen != 1:
+			continue
+		}
+		best, bestSeq = j, seq
+	}
+	if best == 0 {
+		return false
+	}
+	t.applyJournal(o, best)
+	return true
+}
+
 func countTTL(t *table, items []uint32) int {
 	n := 0
 	for _, o := range items {
@@ -127,7 +187,7 @@ func (t *table) walk(fn func(o uint32, class, state uint8) error) error {
 		if rel%size != 0 || size > t.heapLen-rel {
 			return fmt.Errorf("%w: chunk at %d of %d bytes is misaligned or overruns the heap", ErrCorrupt, o, size)
 		}
-		if st < stateFree || st > stateLive {
+		if st < stateFree || st > stateRewrite {
 			return fmt.Errorf("%w: chunk at %d has state %d", ErrCorrupt, o, st)
 		}
 		if err := fn(o, c, st); err != nil {
@@ -248,6 +308,8 @@ func (t *table) check() error {
 			freeBytes += uint64(classSize(c))
 		case stateAlloc:
 			fail("chunk at %d is allocated but not part of the dictionary", o)
+		case stateRewrite:
+			fail("item at %d is still being overwritten in place", o)
 		case stateLive:
 			nlive++
 			if err := t.checkItem(o); err != nil {

@@ -97,6 +97,67 @@ func TestRecoverCrashStates(t *testing.T) {
 			want: map[string]Value{"a": String("A"), "b": Number(2)},
 		},
 		{
+			name: "overwrite in place journalled, not begun",
+			crash: func(t *testing.T, d *Dict) {
+				tb := &d.shards[0]
+				o := tb.find("a", hashKey("a"))
+				tb.journalRewrite(o, String("new"), 3, 0, 0)
+			},
+			want: map[string]Value{"a": String("A"), "b": Number(2)},
+		},
+		{
+			name: "overwrite in place torn",
+			crash: func(t *testing.T, d *Dict) {
+				tb := &d.shards[0]
+				o := tb.find("a", hashKey("a"))
+				tb.journalRewrite(o, String("new"), 3, 0, 0)
+				tb.storeState(o, stateRewrite)
+				tb.put32(o+chValLen, 3)
+				tb.put8(tb.valOff(o), 'x')
+			},
+			want: map[string]Value{"a": String("new"), "b": Number(2)},
+		},
+		{
+			name: "overwrite in place written, state not restored",
+			crash: func(t *testing.T, d *Dict) {
+				tb := &d.shards[0]
+				o := tb.find("a", hashKey("a"))
+				tb.journalRewrite(o, String("new"), 3, 0, 0)
+				tb.storeState(o, stateRewrite)
+				tb.applyJournal(o, tb.journal)
+				tb.storeState(o, stateRewrite)
+			},
+			want: map[string]Value{"a": String("new"), "b": Number(2)},
+		},
+		{
+			name: "overwrite in place, older entries in other slots",
+			crash: func(t *testing.T, d *Dict) {
+				tb := &d.shards[0]
+				o := tb.find("a", hashKey("a"))
+				// Other processes rewrote a, completely, earlier.
+				own := tb.journal
+				for i := uint32(1); i < journalSlots; i++ {
+					tb.journal = offJournal + (own/journalSlotSize+i)%journalSlots*journalSlotSize
+					tb.rewrite(o, String(fmt.Sprint("old", i)), 4, 0, 0)
+				}
+				tb.journal = own
+				tb.journalRewrite(o, String("new"), 3, 0, 0)
+				tb.storeState(o, stateRewrite)
+				tb.put8(tb.valOff(o), 'x')
+			},
+			want: map[string]Value{"a": String("new"), "b": Number(2)},
+		},
+		{
+			name: "overwrite in place with no journal entry",
+			crash: func(t *testing.T, d *Dict) {
+				tb := &d.shards[0]
+				tb.storeState(tb.find("a", hashKey("a")), stateRewrite)
+			},
+			// Never the result of a crash: the torn item is dropped.
+			want: map[string]Value{"b": Number(2)},
+			gone: []string{"a"},
+		},
+		{
 			name: "torn list element",
 			crash: func(t *testing.T, d *Dict) {
 				tb := &d.shards[0]
@@ -138,13 +199,50 @@ func TestRecoverCrashStates(t *testing.T) {
 					t.Errorf("GetStale(%s) = %v, want not found", k, err)
 				}
 			}
-			if _, ok := tt.want["b"]; ok && !strings.Contains(tt.name, "garbage") && d.FreeSpace() != free0 {
+			if _, ok := tt.want["b"]; ok && len(tt.gone) == 0 && !strings.Contains(tt.name, "garbage") && d.FreeSpace() != free0 {
 				t.Errorf("FreeSpace = %d, want %d", d.FreeSpace(), free0)
 			}
 			if n, err := d.LLen("l"); err != nil || (n != 3 && n != 0) {
 				t.Errorf("LLen = %d, %v", n, err)
 			}
 		})
+	}
+}
+
+// TestRecoverStaleJournal crashes two overwrites in place of one item in
+// a row: the first before it began (its journal entry is left, never
+// applied), the second halfway. The second's value must win, not the
+// entry of the first, which no Set ever completed.
+func TestRecoverStaleJournal(t *testing.T) {
+	d, mu, _ := newMemDict(t, 64<<10)
+	d.Set("a", String("A"), 0, 0)
+	tb := &d.shards[0]
+	o := tb.find("a", hashKey("a"))
+	// The stale entry sits in the slot recovery looks at first.
+	own, other := uint32(offJournal+journalSlotSize), uint32(offJournal)
+	tb.journal = own
+
+	mu.Lock(context.Background())
+	tb.journal = other
+	tb.journalRewrite(o, String("never"), 5, 0, 0) // killed here
+	tb.journal = own
+	mu.Unlock()
+	mu.failNext()
+	if v, _, err := d.Get("a"); err != nil || v != String("A") {
+		t.Fatalf("after the first crash Get = %v, %v; want A", v, err)
+	}
+
+	mu.Lock(context.Background())
+	tb.journalRewrite(o, String("later"), 5, 0, 0)
+	tb.storeState(o, stateRewrite)
+	tb.put8(tb.valOff(o), 'x') // killed here
+	mu.Unlock()
+	mu.failNext()
+	if v, _, err := d.Get("a"); err != nil || v != String("later") {
+		t.Fatalf("after the second crash Get = %v, %v; want later", v, err)
+	}
+	if st, _ := d.Stats(); st.Recoveries != 2 || st.Dropped != 0 {
+		t.Fatalf("Stats = %+v", st)
 	}
 }
 
@@ -191,9 +289,12 @@ func FuzzLayout(f *testing.F) {
 	f.Add([]byte{0, 0, 0xff})                         // magic
 	f.Add([]byte{8, 0, 2})                            // version
 	f.Add([]byte{24, 0, 0x11})                        // bucket count
-	f.Add([]byte{0x40, 0x03, 0x19})                   // a chunk class in the heap
-	f.Add([]byte{0x41, 0x03, 0x02, 0x48, 0x03, 0xff}) // chunk state, hash link
+	f.Add([]byte{0x80, 0x06, 0x19})                   // a chunk class in the heap
+	f.Add([]byte{0x81, 0x06, 0x02, 0x88, 0x06, 0xff}) // chunk state, hash link
 	f.Add([]byte{0x80, 0x00, 0x05, 0x90, 0x00, 0x01}) // LRU head, item count
+	f.Add([]byte{0x81, 0x37, 0x04})                   // an item being overwritten in place
+	f.Add([]byte{0x81, 0x37, 0x04, 0x8c, 0x01, 0xff}) // ... and its journal entry's length
+	f.Add([]byte{0x81, 0x37, 0x04, 0x98, 0x01, 0x00}) // ... and its sequence number
 	base := make([]byte, 2*MinCapacity)
 	if err := initRegion(base, 2); err != nil {
 		f.Fatal(err)
@@ -209,6 +310,12 @@ func FuzzLayout(f *testing.F) {
 		for i := 0; i < 20; i++ {
 			d.Set(fmt.Sprint("k", i), String(strings.Repeat("v", i*7)), 0, uint32(i))
 			d.RPush("list", Number(float64(i)))
+		}
+		// Overwrites in place, from two journal slots.
+		for i := 0; i < 20; i++ {
+			d.shards[0].journal = offJournal + uint32(i%2)*journalSlotSize
+			d.shards[1].journal = d.shards[0].journal
+			d.Set(fmt.Sprint("k", i), String(strings.Repeat("w", i*7)), 0, uint32(i))
 		}
 	}
 	f.Fuzz(func(t *testing.T, muts []byte) {

@@ -196,6 +196,15 @@ func TestCrashKill(t *testing.T) {
 	if int(got) < acked || int(got) > acked+kills {
 		t.Fatalf("counter %v, acknowledged %d, kills %d", got, acked, kills)
 	}
+	for _, k := range flipKeys {
+		b, _, _, err := d.GetBytes(k, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+		if err := checkFlip(b); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+	}
 	st, _ := d.Stats()
 	t.Logf("kills %d, acked increments %d, counter %v, stats %+v", kills, acked, got, st)
 	if st.Resets != 0 || st.Dropped != 0 {
@@ -205,6 +214,53 @@ func TestCrashKill(t *testing.T) {
 		if n, err := d.LLen("list" + strconv.Itoa(i)); err != nil || n < 0 {
 			t.Fatalf("LLen = %d, %v", n, err)
 		}
+	}
+}
+
+// TestInPlaceReads has a child process overwrite keys in place as fast as
+// it can while this one reads them, without the lock where it may: every
+// value read must be whole, never part of one and part of the next.
+func TestInPlaceReads(t *testing.T) {
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, k := range flipKeys {
+		d.Set(k, flipValues[0], 0, 0)
+	}
+	cmd, stdin, out := startChild(t, "flip", name)
+	if line, err := out.ReadString('\n'); line != "flipping\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	reads := 2_000_000
+	if testing.Short() {
+		reads = 200_000
+	}
+	buf := make([]byte, 0, 128)
+	seen := map[byte]bool{}
+	for i := 0; i < reads; i++ {
+		buf, _, _, err = d.GetBytes(flipKeys[i%len(flipKeys)], buf[:0])
+		if err == nil {
+			err = checkFlip(buf)
+		}
+		if err != nil {
+			stdin.Close()
+			cmd.Wait()
+			t.Fatalf("read %d: %v", i, err)
+		}
+		seen[buf[0]] = true
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if len(seen) < 2 {
+		t.Errorf("reads saw only %d distinct values: the child did not overwrite concurrently", len(seen))
+	}
+	if err := d.Check(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -271,29 +327,29 @@ func BenchmarkSet(b *testing.B) {
 
 // BenchmarkTwoProcesses runs Gets (get) or half Sets, half Gets (mixed) of
 // random keys in this process and in a child process at once, and reports
-// the total throughput of both.
+// the total throughput of both. The two other cases show what sharing
+// costs: in mixed-ownkeys the processes use disjoint halves of the keys (no
+// item is shared, the shards' locks are), in mixed-ownshards the keys of
+// disjoint halves of the shards (nothing written is shared).
 func BenchmarkTwoProcesses(b *testing.B) {
-	for _, mix := range []string{"get", "mixed"} {
-		b.Run(mix, func(b *testing.B) { benchTwoProcesses(b, mix == "mixed") })
+	for _, mode := range []string{"get", "mixed", "mixed-ownkeys", "mixed-ownshards"} {
+		b.Run(mode, func(b *testing.B) { benchTwoProcesses(b, mode) })
 	}
 }
 
-func benchTwoProcesses(b *testing.B, mixed bool) {
+func benchTwoProcesses(b *testing.B, mode string) {
 	name := testName(b)
 	d, err := Open(name, 64<<20, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer d.Close()
-	keys := benchKeys(1024)
-	for _, k := range keys {
+	for _, k := range benchKeys(1024) {
 		d.Set(k, benchValue, 0, 0)
 	}
-	mix := "get"
-	if mixed {
-		mix = "mixed"
-	}
-	cmd, stdin, out := startChild(b, "bench", name, mix)
+	keys := twoProcessKeys(mode, 0)
+	mixed := mode != "get"
+	cmd, stdin, out := startChild(b, "bench", name, mode)
 	stdin.Write([]byte{1}) // start the child's loop
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
@@ -305,7 +361,9 @@ func benchTwoProcesses(b *testing.B, mixed bool) {
 		x ^= x >> 7
 		x ^= x << 17
 		j := int(x & 1023)
-		if j&1 == 0 && mixed {
+		// The operation is drawn independently of the key, so that Gets
+		// also meet the keys the other process is overwriting.
+		if mixed && x>>32&1 == 0 {
 			d.Set(keys[j], benchValue, 0, 0)
 		} else {
 			buf, _, _, _ = d.GetBytes(keys[j], buf[:0])
@@ -468,7 +526,7 @@ func BenchmarkParallel(b *testing.B) {
 			x ^= x >> 7
 			x ^= x << 17
 			j := int(x & 1023)
-			if j&1 == 0 {
+			if x>>32&1 == 0 {
 				d.Set(keys[j], benchValue, 0, 0)
 			} else {
 				buf, _, _, _ = d.GetBytes(keys[j], buf[:0])

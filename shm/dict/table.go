@@ -37,6 +37,8 @@ type table struct {
 	heap     uint32
 	heapLen  uint32
 	maxClass uint8
+
+	journal uint32 // this process's journal slot (see rewrite)
 }
 
 func (t *table) setGeometry() {
@@ -345,6 +347,7 @@ func (t *table) removeHashed(o uint32, h uint64) {
 }
 
 func (t *table) release(o uint32) {
+	t.raiseSeq(o)
 	t.lruUnlink(o)
 	t.put64(offItems, t.u64(offItems)-1)
 	if t.u64(o+chExpire) != 0 {
@@ -509,6 +512,113 @@ func (t *table) replace(o, old, link uint32) {
 	t.free(old)
 }
 
+// raiseSeq makes the shard's sequence number at least that of item o,
+// which an overwrite in place may have taken past it without storing it
+// in the header (see rewrite). It runs before o is freed or replaced, so
+// that whatever is written into its chunk later, or replaces it, gets a
+// higher number.
+func (t *table) raiseSeq(o uint32) {
+	if s := t.u64(o + chSeq); s > t.u64(offSeq) {
+		t.put64(offSeq, s)
+	}
+}
+
+// fitsInPlace reports whether a scalar value of vlen bytes for key can
+// overwrite item o in place: o is not a list, the new item needs a chunk
+// of o's class (a smaller value does not keep a larger chunk), and the
+// value fits a journal slot.
+func (t *table) fitsInPlace(o uint32, key string, vlen uint32) bool {
+	if vlen > journalMaxValue || Type(t.u8(o+chType)) == TypeList {
+		return false
+	}
+	c, _ := t.classFor(align8(chKey+uint32(len(key))) + vlen)
+	return c == t.u8(o+chClass)
+}
+
+// rewrite overwrites live item o with a new scalar value, flags and
+// expiry, in place: unlike a store into a new chunk it touches neither the
+// allocator, the bucket chain, the LRU neighbours nor (mostly) the shard
+// header, which are cache lines the other processes also write. The item
+// keeps its LRU place, marked referenced, as replace does.
+//
+// It is a redo-journalled seqlock write. The new fields and value go to
+// this process's journal slot first; then the item's state becomes
+// stateRewrite (see storeState: neither the compiler nor the CPU lets it
+// pass the journal's stores or the item's); then the item is written
+// from the journal, its new sequence number stored, and its state set
+// back to live. A lock-free reader refuses an item that is not live or
+// whose sequence number changed while it copied (see peek). A holder
+// killed before the stateRewrite store leaves the old item untouched,
+// after it a stateRewrite item that recovery completes from the journal
+// (redo): a rewrite cut short leaves the old value or the new one.
+//
+// The new sequence number exceeds both the item's and the shard's, but
+// is not stored in the shard header: raiseSeq does that when the item is
+// freed or replaced.
+func (t *table) rewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
+	t.journalRewrite(o, v, vlen, flags, expire)
+	t.storeState(o, stateRewrite)
+	t.applyJournal(o, t.journal)
+}
+
+// journalRewrite is the first step of rewrite: it writes the new fields
+// and value to this process's journal slot, and keeps the count of items
+// with an expiry.
+func (t *table) journalRewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
+	j := t.journal
+	jh := (*[jValue]byte)(t.data[j : j+jValue])
+	put32j(jh, jTarget, o)
+	jh[jType] = uint8(v.typ)
+	put32j(jh, jFlags, flags)
+	put32j(jh, jValLen, vlen)
+	binary.LittleEndian.PutUint64(jh[jExpire:], uint64(expire))
+	binary.LittleEndian.PutUint64(jh[jSeq:], max(t.u64(offSeq), t.u64(o+chSeq))+1)
+	t.putValueAt(j+jValue, v)
+	if oexp := t.u64(o+chExpire) != 0; oexp != (expire != 0) {
+		n := t.u64(offTTLItems)
+		if oexp {
+			n--
+		} else {
+			n++
+		}
+		t.put64(offTTLItems, n)
+	}
+}
+
+// applyJournal writes the journal entry at j into item o (in
+// stateRewrite) and makes the item live again.
+func (t *table) applyJournal(o, j uint32) {
+	jh := (*[jValue]byte)(t.data[j : j+jValue])
+	c := t.hdr(o)
+	vlen := get32j(jh, jValLen)
+	c[chType] = jh[jType]
+	c[chRef] = 1
+	put32(c, chFlags, get32j(jh, jFlags))
+	put32(c, chValLen, vlen)
+	copy(c[chExpire:chExpire+8], jh[jExpire:jExpire+8])
+	vo := t.valOff(o)
+	copy(t.data[vo:vo+vlen], t.data[j+jValue:j+jValue+vlen])
+	copy(c[chSeq:chSeq+8], jh[jSeq:jSeq+8])
+	c[chState] = stateLive
+}
+
+// storeState stores the state byte of chunk o where rewrite needs it: in
+// program order with the stores around it. x86 makes stores visible in
+// program order, and the Go compiler keeps them in order, but it may drop
+// a store overwritten later in the same function with no load in between
+// (as rewrite's state 4 is by its state 3); the atomic load of the word
+// after it is such a load. A killed process's stores all land, so a
+// crash leaves a prefix of them on any hardware. (An atomic store, an
+// XCHG on x86, would cost more: it waits for the item's line before the
+// value's stores can even start fetching theirs.)
+func (t *table) storeState(o uint32, st uint8) {
+	t.data[o+chState] = st
+	atomic.LoadUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0])))
+}
+
+func get32j(j *[jValue]byte, f int) uint32    { return binary.LittleEndian.Uint32(j[f:]) }
+func put32j(j *[jValue]byte, f int, v uint32) { binary.LittleEndian.PutUint32(j[f:], v) }
+
 func (t *table) commit(o uint32) {
 	t.put64(offItems, t.u64(offItems)+1)
 	if t.u64(o+chExpire) != 0 {
@@ -517,8 +627,10 @@ func (t *table) commit(o uint32) {
 	t.put8(o+chState, stateLive)
 }
 
-func (t *table) putValue(o uint32, v Value) {
-	vo := t.valOff(o)
+func (t *table) putValue(o uint32, v Value) { t.putValueAt(t.valOff(o), v) }
+
+// putValueAt writes the bytes of scalar v at vo.
+func (t *table) putValueAt(vo uint32, v Value) {
 	switch v.typ {
 	case TypeString:
 		copy(t.data[vo:], v.str)
