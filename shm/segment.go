@@ -27,6 +27,20 @@ type Options struct {
 	// segment until it returns. If it returns an error the segment is
 	// discarded and Create or Open returns that error.
 	Init func(data []byte) error
+	// Sparse makes the creator reserve the memory of only the header and
+	// the first Reserve bytes of the data area; the rest takes memory only
+	// once it is reserved with Allocate. Without Sparse the whole segment
+	// is reserved at creation. Either way, running out of space in Dir is
+	// an error (ErrNoSpace) when the memory is reserved, never a SIGBUS
+	// later, provided that nothing touches a byte of a sparse segment
+	// before some process has reserved it: not even a read, since reading
+	// a page of shared memory makes it exist. Init must keep to the first
+	// Reserve bytes. Attaching ignores Sparse.
+	Sparse bool
+	// Reserve is how many bytes at the start of a sparse segment's data
+	// area are reserved at creation, at most the data size; only Sparse
+	// uses it.
+	Reserve int
 }
 
 func (o *Options) norm() Options {
@@ -66,6 +80,10 @@ type Segment struct {
 	data    []byte // mem[headerSize:], cap-limited
 	hdr     header
 	created bool
+	// dev and ino identify the segment's file, which Allocate reopens by
+	// name: holding a descriptor per segment would cost one for as long
+	// as a segment is mapped.
+	dev, ino uint64
 
 	mu     sync.Mutex // serializes Close
 	closed bool
