@@ -70,7 +70,7 @@ func FuzzLayout(f *testing.F) {
 			clear(data[headerSize+lnLock : headerSize+lnLock+shm.MutexSize])
 		}
 		mr.plat.dead = func(int32) bool { return true }
-		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7})
+		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7}, nil)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("refusal not ErrCorrupt: %v", err)

@@ -368,7 +368,7 @@ func TestConsumerRestartKeepsUnread(t *testing.T) {
 		}
 	}
 	// A second live consumer is refused.
-	r2, err := newRing(m.data, m.plat, ident{pid: 3, start: 21})
+	r2, err := newRing(m.data, m.plat, ident{pid: 3, start: 21}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestConsumerRestartKeepsUnread(t *testing.T) {
 func TestDeadConsumerReplaced(t *testing.T) {
 	m := newMemRing(t, 4096, 0)
 	m.plat.dead = func(pid int32) bool { return pid == 5 }
-	r, _ := newRing(m.data, m.plat, ident{pid: 5, start: 35})
+	r, _ := newRing(m.data, m.plat, ident{pid: 5, start: 35}, nil)
 	if err := r.claimOwner(); err != nil {
 		t.Fatal(err)
 	}
