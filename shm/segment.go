@@ -67,6 +67,7 @@ type Info struct {
 	Kind       Kind      // what it holds
 	Version    uint32    // the kind's layout version
 	Size       int64     // bytes in the data area
+	Held       int64     // bytes of memory the segment's file holds, header included (less than Size+128 if sparse)
 	CreatorPID int32     // the process that created it
 	Created    time.Time // when it was created
 	Err        error     // why the header could not be read; the other fields are then zero

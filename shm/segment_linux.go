@@ -104,7 +104,7 @@ func List() ([]Info, error) {
 			continue
 		}
 		info := Info{Name: name}
-		h, err := readHeader(path(name))
+		h, held, err := readHeader(path(name))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed meanwhile
@@ -113,25 +113,29 @@ func List() ([]Info, error) {
 		} else {
 			info.Kind, info.Version, info.Size = h.kind, h.version, h.dataSize
 			info.CreatorPID, info.Created = h.creatorPID, h.created
+			info.Held = held
 		}
 		out = append(out, info)
 	}
 	return out, nil
 }
 
-func readHeader(p string) (header, error) {
+// readHeader reads the header of the segment file p, and how many bytes
+// of memory the file holds.
+func readHeader(p string) (header, int64, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return header{}, err
+		return header{}, 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return header{}, err
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return header{}, 0, err
 	}
 	var b [headerSize]byte
 	n, _ := f.ReadAt(b[:], 0)
-	return parseHeader(b[:n], st.Size())
+	h, err := parseHeader(b[:n], st.Size)
+	return h, st.Blocks * 512, err
 }
 
 func create(name string, size int, o *Options) (*Segment, error) {

@@ -85,6 +85,15 @@ func TestSparseAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkHeld(t, name, size, "after Allocate of everything")
+	infos, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range infos {
+		if in.Name == name && in.Held != held(t, name) {
+			t.Fatalf("List: Held %d, the file holds %d", in.Held, held(t, name))
+		}
+	}
 }
 
 func TestCreateReservesAll(t *testing.T) {
