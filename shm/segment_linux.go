@@ -389,22 +389,19 @@ func (s *Segment) Allocate(off, n int64) error {
 
 // fallocate reserves a range of the file of s. The file is reopened by
 // name and recognized by its inode. If the name has been removed or given
-// to another segment, the pages are made through the mapping instead
-// (MADV_POPULATE_WRITE, Linux 5.14), which fails where touching them would
-// have raised SIGBUS.
+// to another file (or cannot be opened), the pages are made through the
+// mapping instead (MADV_POPULATE_WRITE, Linux 5.14), which fails where
+// touching them would have raised SIGBUS.
 func (s *Segment) fallocate(off, n int64) error {
-	fd, err := unix.Open(path(s.name), unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
-	if err == nil {
-		defer unix.Close(fd)
+	if fd, err := unix.Open(path(s.name), unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
 		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
+		err := unix.Fstat(fd, &st)
+		if err == nil && st.Dev == s.dev && st.Ino == s.ino {
+			err = fallocate(fd, off, n)
+			unix.Close(fd)
 			return err
 		}
-		if st.Dev == s.dev && st.Ino == s.ino {
-			return fallocate(fd, off, n)
-		}
-	} else if err != unix.ENOENT && err != unix.ELOOP {
-		return err
+		unix.Close(fd)
 	}
 	// The mapping lives until Close, which waits for s.mu.
 	s.mu.Lock()
