@@ -101,3 +101,26 @@ func TestReserveFails(t *testing.T) {
 		t.Fatalf("received %v", got)
 	}
 }
+
+// TestTakeoverReserves: a producer that died after leasing a lane and
+// before reserving its ring leaves the lane unreadable; the producer that
+// takes the lane over reserves it, and its messages arrive.
+func TestTakeoverReserves(t *testing.T) {
+	m := newMemLanes(t, 4096, 0, 1)
+	m.plat.dead = func(pid int32) bool { return pid == 9 }
+	calls := 0
+	m.reserve = func(off, n int64) error { calls++; return nil }
+	c := m.queue(1, true)
+	atomic.StoreUint64(c.r.lanes[1].owner, packOwner(ident{pid: 9, start: 63}))
+	p := m.queue(2, false)
+	ctx := ctxT(t)
+	if err := p.Send(ctx, []byte("after the takeover")); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Lane != 1 || s.Takeovers != 1 || calls != 1 {
+		t.Fatalf("lane %d, takeovers %d, %d reservations; want lane 1 taken over and reserved once", s.Lane, s.Takeovers, calls)
+	}
+	if b, err := c.Receive(ctx); err != nil || string(b) != "after the takeover" {
+		t.Fatalf("Receive = %q, %v", b, err)
+	}
+}
