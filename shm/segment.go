@@ -11,6 +11,12 @@ import (
 // Dir is the directory that holds the segments' files.
 const Dir = "/dev/shm"
 
+// HeaderSize is the size of a segment's header: the data area starts
+// this many bytes into the file and into the mapping, which start on a
+// page boundary. A layout that wants page-aligned parts (to Allocate
+// whole pages) places them at offsets ≡ −HeaderSize modulo the page size.
+const HeaderSize = headerSize
+
 // Options configures Open, Create and Attach. A nil *Options is the same
 // as a zero Options: a raw segment, version 1, mode 0600, no Init.
 type Options struct {

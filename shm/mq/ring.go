@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/procwire/procwire/shm"
 )
 
 // Layout of the data area of a queue segment (layout version 4). docs/mq.md
@@ -42,7 +44,10 @@ const (
 	lnTail    = 256 // uint64 producer-written hint: a record boundary at or before the end (see endOf)
 	lnHead    = 384 // uint64 consumer-written: end of the released records
 
-	ringAlign = 4096 // the lanes' rings start page-aligned
+	// The lanes' rings start on a 4 KiB boundary of the segment's file
+	// (and mapping), so that reserving a ring takes whole pages: the
+	// data area starts shm.HeaderSize bytes into the file.
+	ringAlign = 4096
 
 	recHeader = 8 // record header: payload length + 1, wrapMark, or 0 = no record yet (see put)
 	recAlign  = 8
@@ -141,9 +146,10 @@ type ring struct {
 type pad [128]byte
 
 // ringsAt is the offset of lane 0's ring in a data area with L dedicated
-// lanes.
+// lanes: after the lane table, at a 4 KiB boundary of the segment's file.
 func ringsAt(lanes int) int {
-	return (headerSize + (lanes+1)*laneSize + ringAlign - 1) &^ (ringAlign - 1)
+	inFile := shm.HeaderSize + headerSize + (lanes+1)*laneSize
+	return (inFile+ringAlign-1)&^(ringAlign-1) - shm.HeaderSize
 }
 
 // layoutSize is the data-area size of a queue with L dedicated lanes of
