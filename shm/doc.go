@@ -19,6 +19,11 @@
 //     never misread.
 //   - Names are 1–200 characters of [A-Za-z0-9._-], never "." or "..", so a
 //     name cannot escape /dev/shm. Segments are created 0600 by default.
+//   - Memory is reserved (fallocate) before it is used, so a full /dev/shm
+//     is an error wrapping ErrNoSpace, never a SIGBUS. A segment is
+//     reserved in full when it is made, unless Options.Sparse asks that
+//     only its header and a prefix be; the rest then takes memory only
+//     once reserved with Allocate.
 //   - Remove unlinks the name; processes that have the segment mapped keep
 //     using it until they Close it.
 //

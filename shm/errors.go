@@ -12,4 +12,5 @@ var (
 	ErrInvalidName  = errors.New("invalid segment name")
 	ErrClosed       = errors.New("segment closed")
 	ErrOutOfRange   = errors.New("offset out of range")
+	ErrNoSpace      = errors.New("no space left for shared memory")
 )

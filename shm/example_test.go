@@ -108,3 +108,40 @@ func ExampleList() {
 		fmt.Printf("%s: %v v%d, %d bytes, pid %d\n", in.Name, in.Kind, in.Version, in.Size, in.CreatorPID)
 	}
 }
+
+func ExampleSegment_Allocate() {
+	name := fmt.Sprintf("example-allocate-%d", os.Getpid())
+	const size = 8 << 20
+	// A sparse segment takes memory for its header and the first 64
+	// bytes of its data area, which Init may write, and for nothing else
+	// until it is reserved.
+	seg, err := shm.Create(name, size, &shm.Options{Sparse: true, Reserve: 64})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer shm.Remove(name)
+	defer seg.Close()
+	// Reserve the second half before touching it: a full /dev/shm is
+	// then an error here, not a SIGBUS at the copy below.
+	if err := seg.Allocate(size/2, size/2); err != nil {
+		if errors.Is(err, shm.ErrNoSpace) {
+			fmt.Println("no room in /dev/shm")
+		}
+		fmt.Println(err)
+		return
+	}
+	copy(seg.Data()[size/2:], "second half")
+
+	infos, err := shm.List()
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, in := range infos {
+		if in.Name == name {
+			fmt.Printf("size %d MiB, holds about %d MiB\n", in.Size>>20, (in.Held+1<<19)>>20)
+		}
+	}
+	// Output: size 8 MiB, holds about 4 MiB
+}

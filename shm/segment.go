@@ -11,6 +11,12 @@ import (
 // Dir is the directory that holds the segments' files.
 const Dir = "/dev/shm"
 
+// HeaderSize is the size of a segment's header: the data area starts
+// this many bytes into the file and into the mapping, which start on a
+// page boundary. A layout that wants page-aligned parts (to Allocate
+// whole pages) places them at offsets ≡ −HeaderSize modulo the page size.
+const HeaderSize = headerSize
+
 // Options configures Open, Create and Attach. A nil *Options is the same
 // as a zero Options: a raw segment, version 1, mode 0600, no Init.
 type Options struct {
@@ -27,6 +33,20 @@ type Options struct {
 	// segment until it returns. If it returns an error the segment is
 	// discarded and Create or Open returns that error.
 	Init func(data []byte) error
+	// Sparse makes the creator reserve the memory of only the header and
+	// the first Reserve bytes of the data area; the rest takes memory only
+	// once it is reserved with Allocate. Without Sparse the whole segment
+	// is reserved at creation. Either way, running out of space in Dir is
+	// an error (ErrNoSpace) when the memory is reserved, never a SIGBUS
+	// later, provided that nothing touches a byte of a sparse segment
+	// before some process has reserved it: not even a read, since reading
+	// a page of shared memory makes it exist. Init must keep to the first
+	// Reserve bytes. Attaching ignores Sparse.
+	Sparse bool
+	// Reserve is how many bytes at the start of a sparse segment's data
+	// area are reserved at creation, at most the data size; only Sparse
+	// uses it.
+	Reserve int
 }
 
 func (o *Options) norm() Options {
@@ -53,6 +73,7 @@ type Info struct {
 	Kind       Kind      // what it holds
 	Version    uint32    // the kind's layout version
 	Size       int64     // bytes in the data area
+	Held       int64     // bytes of memory the segment's file holds, header included (less than Size+128 if sparse)
 	CreatorPID int32     // the process that created it
 	Created    time.Time // when it was created
 	Err        error     // why the header could not be read; the other fields are then zero
@@ -66,6 +87,10 @@ type Segment struct {
 	data    []byte // mem[headerSize:], cap-limited
 	hdr     header
 	created bool
+	// dev and ino identify the segment's file, which Allocate reopens by
+	// name: holding a descriptor per segment would cost one for as long
+	// as a segment is mapped.
+	dev, ino uint64
 
 	mu     sync.Mutex // serializes Close
 	closed bool

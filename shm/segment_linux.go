@@ -104,7 +104,7 @@ func List() ([]Info, error) {
 			continue
 		}
 		info := Info{Name: name}
-		h, err := readHeader(path(name))
+		h, held, err := readHeader(path(name))
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				continue // removed meanwhile
@@ -113,30 +113,37 @@ func List() ([]Info, error) {
 		} else {
 			info.Kind, info.Version, info.Size = h.kind, h.version, h.dataSize
 			info.CreatorPID, info.Created = h.creatorPID, h.created
+			info.Held = held
 		}
 		out = append(out, info)
 	}
 	return out, nil
 }
 
-func readHeader(p string) (header, error) {
+// readHeader reads the header of the segment file p, and how many bytes
+// of memory the file holds.
+func readHeader(p string) (header, int64, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY|unix.O_NOFOLLOW, 0)
 	if err != nil {
-		return header{}, err
+		return header{}, 0, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return header{}, err
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return header{}, 0, err
 	}
 	var b [headerSize]byte
 	n, _ := f.ReadAt(b[:], 0)
-	return parseHeader(b[:n], st.Size())
+	h, err := parseHeader(b[:n], st.Size)
+	return h, st.Blocks * 512, err
 }
 
 func create(name string, size int, o *Options) (*Segment, error) {
 	if size < 0 || size > maxDataSize {
 		return nil, fmt.Errorf("shm: create %s: size %d out of range [0, %d]", name, size, int64(maxDataSize))
+	}
+	if o.Sparse && (o.Reserve < 0 || o.Reserve > size) {
+		return nil, fmt.Errorf("shm: create %s: Reserve %d out of range [0, %d]", name, o.Reserve, size)
 	}
 	p := path(name)
 	// Skip the work of building a segment that cannot be published.
@@ -162,9 +169,18 @@ func create(name string, size int, o *Options) (*Segment, error) {
 		return nil, fmt.Errorf("shm: create %s: size %d: %w", name, total, err)
 	}
 	// Reserve the memory now so that running out of /dev/shm space is an
-	// error here rather than a SIGBUS on first touch.
-	if err := unix.Fallocate(fd, 0, 0, total); err != nil && err != unix.EOPNOTSUPP {
-		return nil, fmt.Errorf("shm: create %s: allocate %d bytes: %w", name, total, err)
+	// error here rather than a SIGBUS on first touch. A sparse segment
+	// reserves what the creator writes; Allocate reserves the rest.
+	reserve := total
+	if o.Sparse {
+		reserve = int64(headerSize) + int64(o.Reserve)
+	}
+	if err := fallocate(fd, 0, reserve); err != nil {
+		return nil, fmt.Errorf("shm: create %s: reserve %d bytes: %w", name, reserve, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("shm: create %s: %w", name, err)
 	}
 	mem, err := unix.Mmap(fd, 0, int(total), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
 	if err != nil {
@@ -184,6 +200,8 @@ func create(name string, size int, o *Options) (*Segment, error) {
 			created:    time.Now(),
 		},
 		created: true,
+		dev:     st.Dev,
+		ino:     st.Ino,
 	}
 	var hb [headerSize]byte
 	s.hdr.encode(hb[:])
@@ -267,7 +285,7 @@ func attach(name string, minSize int, o *Options) (*Segment, error) {
 		return nil, fmt.Errorf("shm: attach %s: %w", name, err)
 	}
 	defer unix.Close(fd)
-	h, err := waitHeader(fd)
+	h, st, err := waitHeader(fd)
 	if err != nil {
 		return nil, fmt.Errorf("shm: attach %s: %w", name, err)
 	}
@@ -284,38 +302,38 @@ func attach(name string, minSize int, o *Options) (*Segment, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shm: attach %s: mmap: %w", name, err)
 	}
-	return &Segment{name: name, mem: mem, data: mem[headerSize:total:total], hdr: h}, nil
+	return &Segment{name: name, mem: mem, data: mem[headerSize:total:total], hdr: h, dev: st.Dev, ino: st.Ino}, nil
 }
 
 // waitHeader reads and checks the header of fd, waiting a bounded time if
 // it is not yet published.
-func waitHeader(fd int) (header, error) {
+func waitHeader(fd int) (header, unix.Stat_t, error) {
 	deadline := time.Now().Add(attachWait)
 	pause := 100 * time.Microsecond
+	var st unix.Stat_t
 	for {
-		var st unix.Stat_t
 		if err := unix.Fstat(fd, &st); err != nil {
-			return header{}, err
+			return header{}, st, err
 		}
 		if st.Mode&unix.S_IFMT != unix.S_IFREG {
-			return header{}, fmt.Errorf("%w: not a regular file", ErrIncompatible)
+			return header{}, st, fmt.Errorf("%w: not a regular file", ErrIncompatible)
 		}
 		var b [headerSize]byte
 		n, err := unix.Pread(fd, b[:], 0)
 		if err != nil {
-			return header{}, err
+			return header{}, st, err
 		}
 		h, err := parseHeader(b[:n], st.Size)
 		if err == nil {
 			// The magic is written last, so once it is seen the other
 			// fields are final; a reader that raced the creator re-reads.
-			return h, nil
+			return h, st, nil
 		}
 		if n == headerSize && !errors.Is(err, errNotReady) {
-			return header{}, err
+			return header{}, st, err
 		}
 		if time.Now().After(deadline) {
-			return header{}, fmt.Errorf("%w (waited %v for its creator to initialize it)", err, attachWait)
+			return header{}, st, fmt.Errorf("%w (waited %v for its creator to initialize it)", err, attachWait)
 		}
 		time.Sleep(pause)
 		pause = min(2*pause, 50*time.Millisecond)
@@ -327,4 +345,78 @@ func unmap(mem []byte) error {
 		return nil
 	}
 	return unix.Munmap(mem)
+}
+
+// fallocate reserves n bytes of fd's file from off. File systems that
+// cannot reserve (EOPNOTSUPP) are let be, as if every page were reserved.
+func fallocate(fd int, off, n int64) error {
+	if n <= 0 {
+		return nil
+	}
+	switch err := unix.Fallocate(fd, 0, off, n); err {
+	case nil, unix.EOPNOTSUPP:
+		return nil
+	case unix.ENOSPC:
+		return fmt.Errorf("%w in %s: %w", ErrNoSpace, Dir, err)
+	default:
+		return err
+	}
+}
+
+// Allocate reserves the memory of n bytes of the data area from off, so
+// that touching them cannot fail later. It returns an error wrapping
+// ErrNoSpace if Dir has not that much space left, and ErrOutOfRange for a
+// range outside the data area. Reserving a reserved range does nothing,
+// so every process about to use a range of a sparse segment (see
+// Options.Sparse) may simply call it. It is a system call: reserve large
+// ranges once, not a page at a time.
+func (s *Segment) Allocate(off, n int64) error {
+	if s.isClosed() {
+		return fmt.Errorf("shm: allocate %s: %w", s.name, ErrClosed)
+	}
+	if size := s.hdr.dataSize; off < 0 || n < 0 || off > size || n > size-off {
+		return fmt.Errorf("shm: allocate %s: %d bytes at %d: %w (size %d)", s.name, n, off, ErrOutOfRange, size)
+	}
+	if n == 0 {
+		return nil
+	}
+	err := s.fallocate(int64(headerSize)+off, n)
+	if err != nil {
+		return fmt.Errorf("shm: allocate %s: %d bytes at %d: %w", s.name, n, off, err)
+	}
+	return nil
+}
+
+// fallocate reserves a range of the file of s. The file is reopened by
+// name and recognized by its inode. If the name has been removed or given
+// to another file (or cannot be opened), the pages are made through the
+// mapping instead (MADV_POPULATE_WRITE, Linux 5.14), which fails where
+// touching them would have raised SIGBUS.
+func (s *Segment) fallocate(off, n int64) error {
+	if fd, err := unix.Open(path(s.name), unix.O_RDWR|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0); err == nil {
+		var st unix.Stat_t
+		err := unix.Fstat(fd, &st)
+		if err == nil && st.Dev == s.dev && st.Ino == s.ino {
+			err = fallocate(fd, off, n)
+			unix.Close(fd)
+			return err
+		}
+		unix.Close(fd)
+	}
+	// The mapping lives until Close, which waits for s.mu.
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return ErrClosed
+	}
+	page := int64(os.Getpagesize())
+	lo, hi := off&^(page-1), min((off+n+page-1)&^(page-1), int64(len(s.mem)))
+	switch err := unix.Madvise(s.mem[lo:hi], unix.MADV_POPULATE_WRITE); err {
+	case nil:
+		return nil
+	case unix.EFAULT:
+		return fmt.Errorf("%w in %s (segment removed; populating its mapping failed)", ErrNoSpace, Dir)
+	default:
+		return fmt.Errorf("segment removed; populating its mapping: %w", err)
+	}
 }

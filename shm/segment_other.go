@@ -30,4 +30,9 @@ func Remove(name string) error { return fmt.Errorf("shm: remove %s: %w", name, e
 // List is not supported outside Linux.
 func List() ([]Info, error) { return nil, fmt.Errorf("shm: list: %w", errUnsupported) }
 
+// Allocate is not supported outside Linux.
+func (s *Segment) Allocate(off, n int64) error {
+	return fmt.Errorf("shm: allocate %s: %w", s.name, errUnsupported)
+}
+
 func unmap(mem []byte) error { return nil }

@@ -19,10 +19,14 @@
 // further producers share lane 0, taking turns under a lock in shared
 // memory. The consumer reads the lanes round-robin, in place.
 //
-// Memory: a queue takes (Lanes+1) × capacity bytes of shared memory, plus
-// a few KiB; with the defaults (8 lanes), nine times the capacity. Package
-// shm reserves a segment's memory in full when it is made, so that a full
-// /dev/shm is an error at Create rather than a crash later.
+// Memory: a queue holds the memory of its header and lane table (a few
+// KiB) and of each lane's ring from the moment a producer first leases
+// that lane: header + lanes in use × capacity, never more than
+// (Lanes+1) × capacity. A queue with the default 16 lanes and one
+// producer takes one ring. A lane's memory is reserved (fallocate) when
+// it is leased, so a full /dev/shm makes that first send fail with
+// ErrNoSpace, never a crash later; the lane's memory stays reserved for
+// the next producer until the queue is removed.
 //
 // Guarantees:
 //

@@ -28,4 +28,9 @@ var (
 	// queue was made with other parameters (capacity, message limit) or by
 	// another layout version.
 	ErrIncompatible = errors.New("mq: incompatible queue")
+	// ErrNoSpace is returned by a Queue's first send when there is no
+	// shared memory left (in /dev/shm) for the ring of the lane it
+	// leases; the error also wraps shm.ErrNoSpace. The lane is given back
+	// and a later send tries again.
+	ErrNoSpace = errors.New("mq: no shared memory left for a lane")
 )

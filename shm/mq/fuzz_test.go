@@ -40,6 +40,7 @@ func FuzzLayout(f *testing.F) {
 	for _, mod := range []struct{ off, val int }{
 		{offLanes, 0}, {offLanes, MaxLanes + 1}, {offCap, 1000}, {offMaxMsg, MinCapacity},
 		{offHigh, fuzzLanes + 2}, {lane1 + lnTail, 1 << 40}, {lane1 + lnHead, 12}, {lane1 + lnOwner, 99 << ownerStartBits},
+		{lane1 + lnRing, 2}, {lane1 + lnRing, 0},
 	} {
 		bad := bytes.Clone(full)
 		binary.NativeEndian.PutUint32(bad[mod.off:], uint32(mod.val))
@@ -70,7 +71,7 @@ func FuzzLayout(f *testing.F) {
 			clear(data[headerSize+lnLock : headerSize+lnLock+shm.MutexSize])
 		}
 		mr.plat.dead = func(int32) bool { return true }
-		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7})
+		r, err := newRing(data, mr.plat, ident{pid: 1, start: 7}, nil)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("refusal not ErrCorrupt: %v", err)

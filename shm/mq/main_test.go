@@ -202,11 +202,14 @@ func runChild(role string) int {
 		p := q.p
 		p.mu.Lock()
 		if role == "hold-shared" {
-			p.use(0)
+			err = p.use(0)
 		} else {
-			p.lease()
+			err = p.lease()
 		}
 		p.mu.Unlock()
+		if err != nil {
+			return fail(err)
+		}
 		for i := range envInt("MQ_N") {
 			if err := q.Send(ctx, fmt.Appendf(nil, "whole %d", i)); err != nil {
 				return fail(err)

@@ -42,6 +42,9 @@ type memRing struct {
 	t    testing.TB
 	data []byte
 	plat memPlatform
+	// reserve, if set, stands for shm.Segment.Allocate in Queues made
+	// after it is set.
+	reserve func(off, n int64) error
 }
 
 // newMemRing makes a queue in memory with DefaultLanes lanes.
@@ -76,7 +79,7 @@ func newMemLanes(t testing.TB, capacity, maxMsg, lanes int) *memRing {
 // queue opens a Queue on the ring as process pid.
 func (m *memRing) queue(pid int32, consumer bool) *Queue {
 	m.t.Helper()
-	r, err := newRing(m.data, m.plat, ident{pid: pid, start: uint64(pid) * 7})
+	r, err := newRing(m.data, m.plat, ident{pid: pid, start: uint64(pid) * 7}, m.reserve)
 	if err != nil {
 		m.t.Fatal(err)
 	}

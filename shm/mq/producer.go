@@ -38,8 +38,10 @@ type producer struct {
 }
 
 // lease gives the producer a lane: a free dedicated lane, else one whose
-// producer died, else the shared lane 0.
-func (p *producer) lease() {
+// producer died, else the shared lane 0. If the lane's ring cannot be
+// reserved it gives the lane back and returns an error wrapping
+// ErrNoSpace; a later send tries again.
+func (p *producer) lease() error {
 	r := p.r
 	me := packOwner(r.self)
 	for pass := range 2 {
@@ -64,15 +66,23 @@ func (p *producer) lease() {
 				}
 				atomic.AddUint64(r.takeovers, 1)
 			}
-			p.use(i)
-			return
+			if err := p.use(i); err != nil {
+				atomic.CompareAndSwapUint64(l.owner, me, 0)
+				return err
+			}
+			return nil
 		}
 	}
-	p.use(0)
+	return p.use(0)
 }
 
-func (p *producer) use(i int) {
+// use makes lane i the producer's, reserving its ring first if no one
+// has.
+func (p *producer) use(i int) error {
 	r := p.r
+	if err := r.reserveLane(i); err != nil {
+		return err
+	}
 	// The consumer must scan the lane before it can hold a record: raise
 	// the scanned count first (sequentially consistent, before any header
 	// store of ours).
@@ -87,6 +97,7 @@ func (p *producer) use(i int) {
 	if i == 0 {
 		p.lock = shm.MutexAt(p.l.lock)
 	}
+	return nil
 }
 
 // begin prepares a send: it leases a lane on first use, takes the shared
@@ -94,7 +105,9 @@ func (p *producer) use(i int) {
 // and calls end afterwards.
 func (p *producer) begin(ctx context.Context) error {
 	if p.l == nil {
-		p.lease()
+		if err := p.lease(); err != nil {
+			return err
+		}
 	}
 	if p.lock != nil {
 		// A holder that died is replaced within ~20 ms. There is nothing

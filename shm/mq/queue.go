@@ -27,10 +27,11 @@ type Options struct {
 	// Lanes is the number of dedicated lanes of a queue Create makes: up
 	// to that many producer Queues get a lane of their own; the others
 	// share one more lane, taking turns under a lock. 0 means
-	// DefaultLanes. Every lane has the queue's capacity, so a queue
-	// takes (Lanes+1) × capacity bytes of shared memory. When Create
-	// attaches to an existing queue, 0 accepts its lane count and another
-	// value must match it. Open ignores it.
+	// DefaultLanes. Every lane has a ring of the queue's capacity, but a
+	// ring takes memory only once a producer leases its lane, so unused
+	// lanes cost nothing but address space. When Create attaches to an
+	// existing queue, 0 accepts its lane count and another value must
+	// match it. Open ignores it.
 	Lanes int
 	// Spin is how long the consumer keeps polling an empty queue before
 	// it sleeps on a futex. Polling costs a core while it lasts; sleeping
@@ -112,7 +113,10 @@ func (q *Queue) tooLarge(n int) error {
 // there is room, ctx ends (returning ctx.Err()) or the Queue is closed.
 // Messages sent through one Queue are received in the order they were
 // sent (by goroutines that take turns, in the order of their turns).
-// Send returns ErrTooLarge for a message longer than MaxMessage.
+// Send returns ErrTooLarge for a message longer than MaxMessage. The
+// first send of a Queue leases its lane; if there is no shared memory
+// left for the lane's ring, it returns ErrNoSpace and the next send tries
+// again.
 func (q *Queue) Send(ctx context.Context, msg []byte) error {
 	if len(msg) > q.maxMsg {
 		return q.tooLarge(len(msg))

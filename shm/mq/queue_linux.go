@@ -86,6 +86,9 @@ func createOrAttach(name string, capacity, maxMsg, lanes int, mode os.FileMode) 
 		Kind:    shm.KindMQ,
 		Version: layoutVersion,
 		Init:    func(data []byte) error { return initLayout(data, capacity, maxMsg, lanes) },
+		// The rings take memory only once leased (see reserveLane).
+		Sparse:  true,
+		Reserve: ringsAt(lanes),
 	}
 	for range 10 {
 		seg, err := shm.Attach(name, so)
@@ -128,7 +131,7 @@ func Open(name string, opts *Options) (*Queue, error) {
 
 func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 	name := seg.Name()
-	r, err := newRing(seg.Data(), osPlatform{}, selfIdent())
+	r, err := newRing(seg.Data(), osPlatform{}, selfIdent(), seg.Allocate)
 	if err != nil {
 		return nil, fmt.Errorf("%w (queue %s)", err, name)
 	}

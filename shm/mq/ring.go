@@ -8,15 +8,17 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"github.com/procwire/procwire/shm"
 )
 
-// Layout of the data area of a queue segment (layout version 3). docs/mq.md
+// Layout of the data area of a queue segment (layout version 4). docs/mq.md
 // describes it byte by byte; keep the two in step. Every multi-byte field
 // is in the host's native byte order, because producers and the consumer
 // access them with atomic instructions.
 const (
 	layoutMagic   = 0x514d5750 // "PWMQ" read as a little-endian uint32
-	layoutVersion = 3
+	layoutVersion = 4
 
 	// Queue header. Words written by different parties are 128 bytes
 	// apart: Intel cores fetch cache lines in 128-byte pairs, so 64 bytes
@@ -37,11 +39,15 @@ const (
 	lnOwner   = 0   // uint64 producer identity pid<<42 | start (dedicated lanes; 0 = free)
 	lnWaiters = 8   // uint32 1 while a producer waits (or is about to) for room
 	lnRoomSeq = 12  // uint32 futex word: bumped when head moves and someone waits
+	lnRing    = 16  // uint32 1 once the lane's ring is reserved (see reserveLane); 0: not to be touched
 	lnLock    = 128 // shm.Mutex (64 bytes): serialises the shared lane's producers
 	lnTail    = 256 // uint64 producer-written hint: a record boundary at or before the end (see endOf)
 	lnHead    = 384 // uint64 consumer-written: end of the released records
 
-	ringAlign = 4096 // the lanes' rings start page-aligned
+	// The lanes' rings start on a 4 KiB boundary of the segment's file
+	// (and mapping), so that reserving a ring takes whole pages: the
+	// data area starts shm.HeaderSize bytes into the file.
+	ringAlign = 4096
 
 	recHeader = 8 // record header: payload length + 1, wrapMark, or 0 = no record yet (see put)
 	recAlign  = 8
@@ -55,7 +61,7 @@ const (
 
 	// DefaultLanes is the number of dedicated lanes of a queue made with
 	// Options.Lanes 0; MaxLanes is the most allowed.
-	DefaultLanes = 8
+	DefaultLanes = 16
 	MaxLanes     = 1024
 
 	// maxLayout bounds a queue's data area: (Lanes+1) × capacity.
@@ -88,6 +94,7 @@ type ident struct {
 type lane struct {
 	owner, tail, head *uint64
 	waiters, roomSeq  *uint32
+	reserved          *uint32        // lnRing
 	lock              []byte         // the shared lane's mutex bytes
 	buf               []byte         // the ring
 	base              unsafe.Pointer // &buf[0]
@@ -97,6 +104,7 @@ type lane struct {
 type cursor struct {
 	rpos uint64 // next record to read
 	pub  uint64 // last published head
+	ok   bool   // the lane's ring is reserved: it may be read
 }
 
 // ring is a queue's data area viewed as the structure described above. It
@@ -112,6 +120,9 @@ type ring struct {
 	nlanes int // L+1
 	plat   platform
 	self   ident
+	// reserve reserves n bytes of the data area from off (see
+	// shm.Segment.Allocate); nil if the data area is all backed by memory.
+	reserve func(off, n int64) error
 
 	wake             *uint32
 	high             *uint32
@@ -135,9 +146,10 @@ type ring struct {
 type pad [128]byte
 
 // ringsAt is the offset of lane 0's ring in a data area with L dedicated
-// lanes.
+// lanes: after the lane table, at a 4 KiB boundary of the segment's file.
 func ringsAt(lanes int) int {
-	return (headerSize + (lanes+1)*laneSize + ringAlign - 1) &^ (ringAlign - 1)
+	inFile := shm.HeaderSize + headerSize + (lanes+1)*laneSize
+	return (inFile+ringAlign-1)&^(ringAlign-1) - shm.HeaderSize
 }
 
 // layoutSize is the data-area size of a queue with L dedicated lanes of
@@ -239,8 +251,12 @@ func checkLayout(data []byte) (geometry, error) {
 		return g, fmt.Errorf("%w: %d lanes in use, of %d", ErrCorrupt, h, l+1)
 	}
 	for i := range g.lanes + 1 {
-		if err := checkCursors(data[headerSize+i*laneSize:], c); err != nil {
+		cb := data[headerSize+i*laneSize:]
+		if err := checkCursors(cb, c); err != nil {
 			return g, fmt.Errorf("%w (lane %d)", err, i)
+		}
+		if f := atomic.LoadUint32((*uint32)(unsafe.Pointer(&cb[lnRing]))); f > 1 {
+			return g, fmt.Errorf("%w: lane %d: ring flag %d", ErrCorrupt, i, f)
 		}
 	}
 	return g, nil
@@ -264,19 +280,20 @@ func checkCursors(lane []byte, capacity uint64) error {
 }
 
 // newRing views a checked data area as a ring.
-func newRing(data []byte, plat platform, self ident) (*ring, error) {
+func newRing(data []byte, plat platform, self ident, reserve func(off, n int64) error) (*ring, error) {
 	g, err := checkLayout(data)
 	if err != nil {
 		return nil, err
 	}
 	r := &ring{
-		data:   data,
-		size:   uint64(g.capacity),
-		mask:   uint64(g.capacity) - 1,
-		maxMsg: g.maxMsg,
-		nlanes: g.lanes + 1,
-		plat:   plat,
-		self:   self,
+		data:    data,
+		size:    uint64(g.capacity),
+		mask:    uint64(g.capacity) - 1,
+		maxMsg:  g.maxMsg,
+		nlanes:  g.lanes + 1,
+		plat:    plat,
+		self:    self,
+		reserve: reserve,
 	}
 	r.wake = r.u32(offWake)
 	r.high = r.u32(offHigh)
@@ -289,14 +306,15 @@ func newRing(data []byte, plat platform, self ident) (*ring, error) {
 		at := rings + i*g.capacity
 		buf := data[at : at+g.capacity : at+g.capacity]
 		r.lanes[i] = lane{
-			owner:   r.u64(cb + lnOwner),
-			waiters: r.u32(cb + lnWaiters),
-			roomSeq: r.u32(cb + lnRoomSeq),
-			lock:    data[cb+lnLock : cb+lnLock+64 : cb+lnLock+64],
-			tail:    r.u64(cb + lnTail),
-			head:    r.u64(cb + lnHead),
-			buf:     buf,
-			base:    unsafe.Pointer(&buf[0]),
+			owner:    r.u64(cb + lnOwner),
+			waiters:  r.u32(cb + lnWaiters),
+			roomSeq:  r.u32(cb + lnRoomSeq),
+			reserved: r.u32(cb + lnRing),
+			lock:     data[cb+lnLock : cb+lnLock+64 : cb+lnLock+64],
+			tail:     r.u64(cb + lnTail),
+			head:     r.u64(cb + lnHead),
+			buf:      buf,
+			base:     unsafe.Pointer(&buf[0]),
 		}
 	}
 	return r, nil
@@ -308,6 +326,40 @@ func (r *ring) u32(off int) *uint32 { return (*uint32)(unsafe.Pointer(&r.data[of
 // word returns the 8-byte word of lane l's ring at absolute position pos.
 func (r *ring) word(l *lane, pos uint64) *uint64 {
 	return (*uint64)(unsafe.Add(l.base, pos&r.mask))
+}
+
+// reserveLane makes sure lane i's ring is backed by memory before anyone
+// touches it. The queue's segment is sparse: a ring takes memory only once
+// a producer leases its lane, and touching (even reading) a page that no
+// one reserved would allocate it on the spot, which raises SIGBUS if
+// /dev/shm is full. So the first producer of a lane reserves the ring and
+// then sets the lane's flag, and nobody, the consumer included, reads a
+// ring whose flag is not set. Reserving is idempotent: concurrent first
+// users may both do it.
+func (r *ring) reserveLane(i int) error {
+	l := &r.lanes[i]
+	if atomic.LoadUint32(l.reserved) != 0 {
+		return nil
+	}
+	if r.reserve != nil {
+		off := int64(ringsAt(r.nlanes-1)) + int64(i)*int64(r.size)
+		if err := r.reserve(off, int64(r.size)); err != nil {
+			return fmt.Errorf("%w: lane %d (%d bytes): %w", ErrNoSpace, i, r.size, err)
+		}
+	}
+	atomic.StoreUint32(l.reserved, 1)
+	return nil
+}
+
+// readable reports whether the consumer may read lane i's ring: whether
+// a producer has reserved it (see reserveLane). A producer sets the flag
+// before it publishes any record, so a lane not yet readable holds none.
+func (r *ring) readable(i int) bool {
+	c := &r.cur[i]
+	if !c.ok {
+		c.ok = atomic.LoadUint32(r.lanes[i].reserved) != 0
+	}
+	return c.ok
 }
 
 // scanned returns the number of lanes the consumer must look at: lane 0
@@ -346,6 +398,9 @@ func (r *ring) poll(fn func(msg []byte), max int) (int, error) {
 		i := r.next
 		if r.next++; r.next >= nl {
 			r.next = 0
+		}
+		if !r.readable(i) {
+			continue
 		}
 		l, c := &r.lanes[i], &r.cur[i]
 		h := atomic.LoadUint64(r.word(l, c.rpos))
@@ -457,7 +512,7 @@ func (r *ring) ready() bool {
 		return true // a lane leased since the last poll: let poll look
 	}
 	for i := range nl {
-		if atomic.LoadUint64(r.word(&r.lanes[i], r.cur[i].rpos)) != 0 {
+		if r.readable(i) && atomic.LoadUint64(r.word(&r.lanes[i], r.cur[i].rpos)) != 0 {
 			return true
 		}
 	}
@@ -533,6 +588,9 @@ func (r *ring) attach() {
 func (r *ring) used() int {
 	var u uint64
 	for i := range r.scanned() {
+		if atomic.LoadUint32(r.lanes[i].reserved) == 0 {
+			continue // no records, and not to be touched
+		}
 		h := atomic.LoadUint64(r.lanes[i].head)
 		if t, err := r.endOf(&r.lanes[i]); err == nil && t > h {
 			u += t - h

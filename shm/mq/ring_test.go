@@ -368,7 +368,7 @@ func TestConsumerRestartKeepsUnread(t *testing.T) {
 		}
 	}
 	// A second live consumer is refused.
-	r2, err := newRing(m.data, m.plat, ident{pid: 3, start: 21})
+	r2, err := newRing(m.data, m.plat, ident{pid: 3, start: 21}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -391,7 +391,7 @@ func TestConsumerRestartKeepsUnread(t *testing.T) {
 func TestDeadConsumerReplaced(t *testing.T) {
 	m := newMemRing(t, 4096, 0)
 	m.plat.dead = func(pid int32) bool { return pid == 5 }
-	r, _ := newRing(m.data, m.plat, ident{pid: 5, start: 35})
+	r, _ := newRing(m.data, m.plat, ident{pid: 5, start: 35}, nil)
 	if err := r.claimOwner(); err != nil {
 		t.Fatal(err)
 	}
@@ -587,42 +587,5 @@ func TestPanicRedelivers(t *testing.T) {
 	b, err := c.Receive(ctxT(t))
 	if err != nil || string(b) != "m2" {
 		t.Fatalf("after the panic: %q, %v", b, err)
-	}
-}
-
-// TestHandoffNoRace: a goroutine's writes before Send are visible to the
-// receiver after Receive, and the race detector knows it (see race.go):
-// callers need no synchronisation of their own.
-func TestHandoffNoRace(t *testing.T) {
-	c := createQ(t, 4096, nil)
-	p, err := Open(c.Name(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	shared := make([]int, 2000)
-	ctx := ctxT(t)
-	go func() {
-		for i := range shared {
-			shared[i] = i + 1
-			p.Send(ctx, []byte{byte(i), byte(i >> 8)})
-		}
-	}()
-	for i := 0; i < len(shared); {
-		check := func(b []byte) {
-			if got := int(b[0]) | int(b[1])<<8; got != i || shared[i] != i+1 {
-				t.Fatalf("message %d: %d, shared %d", i, got, shared[i])
-			}
-			i++
-		}
-		if i%2 == 0 {
-			b, err := c.Receive(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			check(b)
-		} else if _, err := c.ReceiveBatch(ctx, check); err != nil {
-			t.Fatal(err)
-		}
 	}
 }
