@@ -41,9 +41,10 @@ type Config struct {
 	// member's inbox (default 16, at most MaxLanes); any more share one
 	// further lane, taking turns under a lock (a lane whose sender has
 	// gone is reused by the next). A lane of its own spares a sender the
-	// shared lane's lock. The inbox is a /dev/shm segment of
-	// (Lanes+1) × InboxSize bytes, reserved when the member joins: 17 MiB
-	// with the defaults.
+	// shared lane's lock. The inbox is a sparse /dev/shm segment: a lane's
+	// InboxSize bytes are reserved when its first sender uses it, so a
+	// member costs InboxSize per process that has sent to it (at most
+	// (Lanes+1) × InboxSize, 17 MiB with the defaults).
 	Lanes int
 	// Spin is how long the receive goroutine polls an empty inbox before it
 	// sleeps on a futex (default 50µs). Spinning keeps one core busy while

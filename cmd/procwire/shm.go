@@ -38,13 +38,15 @@ func runShm(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSIZE\tCREATOR\tCREATED")
+		fmt.Fprintln(tw, "NAME\tKIND\tVERSION\tSIZE\tHELD\tCREATOR\tCREATED")
 		for _, in := range infos {
 			if in.Err != nil {
-				fmt.Fprintf(tw, "%s\t?\t\t\t\t%v\n", in.Name, in.Err)
+				fmt.Fprintf(tw, "%s\t?\t\t\t\t\t%v\n", in.Name, in.Err)
 				continue
 			}
-			fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%d\t%s\n", in.Name, in.Kind, in.Version, in.Size, in.CreatorPID, in.Created.Format(time.RFC3339))
+			// SIZE is what the segment maps; HELD what it costs in memory,
+			// less for a sparse segment (an mq queue's unused lanes).
+			fmt.Fprintf(tw, "%s\t%v\t%d\t%d\t%d\t%d\t%s\n", in.Name, in.Kind, in.Version, in.Size, in.Held, in.CreatorPID, in.Created.Format(time.RFC3339))
 		}
 		return tw.Flush()
 	case "rm":
