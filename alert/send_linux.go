@@ -328,7 +328,10 @@ func (g *Group) put(ctx context.Context, p *peer, q *mq.Queue, policy FullPolicy
 	switch {
 	case err == nil:
 		return nil
-	case p.dead.Load() && ctx.Err() == nil:
+	case g.closed.Load() && ctx.Err() == nil:
+		// Close retired every peer, cancelling the wait through p.ctx.
+		return ErrClosed
+	case (p.dead.Load() || p.ctx.Err() != nil) && ctx.Err() == nil:
 		return noMember(int(p.id.PID))
 	case errors.Is(err, mq.ErrClosed):
 		return g.sendErr(p, err)
