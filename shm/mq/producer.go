@@ -240,8 +240,9 @@ func (p *producer) tryPut1(msg []byte) bool {
 	*r.word(l, t+size) = 0 // the terminator
 	copy(l.buf[off+recHeader:], msg)
 	raceRelease()
-	atomic.StoreUint64((*uint64)(unsafe.Add(l.base, off)), uint64(len(msg))+1)
-	r.wakeConsumer()
+	// The caller's unlock orders this before its look at the wake flag
+	// (see fastSend and publishFast).
+	publishFast((*uint64)(unsafe.Add(l.base, off)), uint64(len(msg))+1)
 	p.tail = t + size
 	p.sent++
 	return true
