@@ -69,8 +69,7 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.w.onFail = func(err error) {
 		// Nobody will read this connection's answers: close it, which
 		// also wakes its reader, so that it and its handlers end too.
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
+		if isTimeout(err) {
 			s.st.sendTimeouts.Add(1)
 			s.log.Warn("jsonipc: client stopped reading its responses; connection closed",
 				"peer", c.peer.String(), "send_timeout", s.cfg.SendTimeout)

@@ -234,12 +234,19 @@ func (w *batchWriter) put(p []byte) (int, error) {
 		w.c.SetWriteDeadline(time.Now().Add(w.timeout))
 		n, err := w.c.Write(p[total:])
 		total += n
-		var ne net.Error
-		if err == nil || n == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+		if err == nil || n == 0 || !isTimeout(err) {
 			w.fail(err)
 			return total, err
 		}
 	}
+}
+
+// isTimeout reports whether err is a deadline expiring. It is a function
+// of its own so that the error's escaping target is allocated only when a
+// write has failed, not on every write.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func (w *batchWriter) fail(err error) {
