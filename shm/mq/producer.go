@@ -226,26 +226,56 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 // lease, in the shared lane, at the ring's end, or when the lane looks
 // full. The caller holds mu.
 func (p *producer) tryPut1(msg []byte) bool {
+	off, ok := p.fastReserve(len(msg))
+	if !ok {
+		return false
+	}
+	copy(p.l.buf[off+recHeader:], msg)
+	p.fastPublish(off, len(msg))
+	return true
+}
+
+// tryPutParts is tryPut1 for a message of n bytes gathered from parts.
+func (p *producer) tryPutParts(parts [][]byte, n int) bool {
+	off, ok := p.fastReserve(n)
+	if !ok {
+		return false
+	}
+	at := off + recHeader
+	for _, part := range parts {
+		at += uint64(copy(p.l.buf[at:], part))
+	}
+	p.fastPublish(off, n)
+	return true
+}
+
+// fastReserve returns the ring offset for a record of an n-byte payload
+// if the fast path applies: a dedicated lane with room before the ring's
+// end by the cached head. It writes the terminator after the record.
+func (p *producer) fastReserve(n int) (uint64, bool) {
 	l := p.l
 	if l == nil || p.lock != nil || !p.tailKnown {
-		return false
+		return 0, false
 	}
 	r := p.r
 	t := p.tail
-	size := recSize(len(msg))
+	size := recSize(n)
 	off := t & r.mask
 	if off+size > r.size || t < p.headCache || t+size+recHeader-p.headCache > r.size {
-		return false
+		return 0, false
 	}
 	*r.word(l, t+size) = 0 // the terminator
-	copy(l.buf[off+recHeader:], msg)
+	return off, true
+}
+
+// fastPublish publishes the n-byte record fastReserve placed at off.
+func (p *producer) fastPublish(off uint64, n int) {
 	raceRelease()
 	// The caller's unlock orders this before its look at the wake flag
 	// (see fastSend and publishFast).
-	publishFast((*uint64)(unsafe.Add(l.base, off)), uint64(len(msg))+1)
-	p.tail = t + size
+	publishFast((*uint64)(unsafe.Add(p.l.base, off)), uint64(n)+1)
+	p.tail += recSize(n)
 	p.sent++
-	return true
 }
 
 // room reports whether need bytes from tail position t have been released

@@ -169,8 +169,23 @@ func (q *Queue) SendParts(ctx context.Context, parts ...[]byte) error {
 	if n > q.maxMsg {
 		return q.tooLarge(n)
 	}
+	if q.fastSendParts(parts, n) {
+		return nil
+	}
 	_, err := q.send(ctx, parts, true, n, true)
 	return err
+}
+
+// fastSendParts is fastSend for a gathered message of n bytes.
+func (q *Queue) fastSendParts(parts [][]byte, n int) bool {
+	p := q.p
+	p.mu.Lock()
+	ok := !q.closed.Load() && p.tryPutParts(parts, n)
+	p.mu.Unlock()
+	if ok {
+		q.r.wakeConsumer()
+	}
+	return ok
 }
 
 // TrySendParts is SendParts without waiting for room: it returns ErrFull
@@ -179,6 +194,9 @@ func (q *Queue) TrySendParts(parts ...[]byte) error {
 	n := partsLen(parts)
 	if n > q.maxMsg {
 		return q.tooLarge(n)
+	}
+	if q.fastSendParts(parts, n) {
+		return nil
 	}
 	_, err := q.send(context.Background(), parts, true, n, false)
 	return err
