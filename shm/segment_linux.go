@@ -139,7 +139,7 @@ func readHeader(p string) (header, int64, error) {
 }
 
 func create(name string, size int, o *Options) (*Segment, error) {
-	if size < 0 || size > maxDataSize {
+	if size < 0 || int64(size) > maxDataSize {
 		return nil, fmt.Errorf("shm: create %s: size %d out of range [0, %d]", name, size, int64(maxDataSize))
 	}
 	if o.Sparse && (o.Reserve < 0 || o.Reserve > size) {

@@ -198,7 +198,7 @@ func mqParseSize(s string) (int, error) {
 		s = s[:len(s)-1]
 	}
 	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 || n > (1<<31)/mult {
+	if err != nil || n <= 0 || int64(n) > (1<<31)/int64(mult) {
 		return 0, fmt.Errorf("%q is not a positive size", s)
 	}
 	return n * mult, nil
