@@ -297,11 +297,16 @@ func ListMembers(ctx context.Context, group string) ([]Member, error) {
 }
 
 // Members lists the current members, this process included, in the order
-// of their registry slots.
+// of their registry slots. Members known to have died or left are not
+// listed even before their slots are reclaimed, so that every member
+// listed is one a Send could reach a moment ago.
 func (g *Group) Members() []Member {
 	t := g.table()
 	out := make([]Member, 0, len(t.list))
 	for _, p := range t.list {
+		if !p.self && p.departed() {
+			continue
+		}
 		out = append(out, Member{PID: int(p.id.PID), Joined: p.joined, Self: p.self})
 	}
 	return out
