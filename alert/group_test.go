@@ -156,33 +156,68 @@ func TestOrderPerSenderUnderLoad(t *testing.T) {
 	checkLeaks(t)
 	group := testGroup(t)
 	const senders, each = 3, 20000
-	var mu sync.Mutex
-	next := map[int]uint64{}
-	var errs []string
-	var total atomic.Int64
+	var seq seqCheck
 	join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
 		"seq": func(ctx context.Context, a *Alert) {
-			n := binary.LittleEndian.Uint64(a.Data)
-			mu.Lock()
-			if n != next[a.Sender] && len(errs) < 10 {
-				errs = append(errs, "sender "+strconv.Itoa(a.Sender)+": got "+strconv.Itoa(int(n))+" want "+strconv.Itoa(int(next[a.Sender])))
-			}
-			next[a.Sender] = n + 1
-			mu.Unlock()
-			total.Add(1)
+			seq.see(a.Sender, binary.LittleEndian.Uint64(a.Data), "")
 		},
 	}})
 	for range senders {
 		startChild(t, group, "seq", each, 0)
 	}
-	waitFor(t, "all alerts", func() bool { return total.Load() == senders*each })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
+	seq.wait(t, senders, each)
+}
+
+// seqCheck checks that numbered alerts arrive in order per sender, and
+// collects the first problems for the test to report.
+type seqCheck struct {
+	mu    sync.Mutex
+	next  map[int]uint64
+	errs  []string
+	total atomic.Int64
+}
+
+// see records alert n from sender; damage, if not empty, is a problem the
+// handler found in its data.
+func (c *seqCheck) see(sender int, n uint64, damage string) {
+	c.mu.Lock()
+	if c.next == nil {
+		c.next = map[int]uint64{}
 	}
-	if len(next) != senders {
-		t.Fatalf("alerts from %d senders, want %d", len(next), senders)
+	if n != c.next[sender] {
+		c.fail(fmt.Sprintf("sender %d: got %d want %d", sender, n, c.next[sender]))
+	}
+	if damage != "" {
+		c.fail(fmt.Sprintf("sender %d: alert %d %s", sender, n, damage))
+	}
+	c.next[sender] = n + 1
+	c.mu.Unlock()
+	c.total.Add(1)
+}
+
+func (c *seqCheck) fail(msg string) {
+	if len(c.errs) < 10 {
+		c.errs = append(c.errs, msg)
+	}
+}
+
+// wait waits for each alerts from each of senders, then checks them.
+func (c *seqCheck) wait(t *testing.T, senders, each int) {
+	t.Helper()
+	waitFor(t, "all alerts", func() bool { return c.total.Load() == int64(senders*each) })
+	c.check(t, senders)
+}
+
+// check fails on any problem seen, or alerts from other than senders senders.
+func (c *seqCheck) check(t *testing.T, senders int) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.errs) > 0 {
+		t.Fatal(strings.Join(c.errs, "\n"))
+	}
+	if len(c.next) != senders {
+		t.Fatalf("alerts from %d senders, want %d", len(c.next), senders)
 	}
 }
 
@@ -200,17 +235,10 @@ func testSendManyOrder(t *testing.T, lanes int) {
 	checkLeaks(t)
 	group := testGroup(t)
 	const senders, each = 3, 20000
-	var mu sync.Mutex
-	next := map[int]uint64{}
-	var errs []string
-	var total atomic.Int64
+	var seq seqCheck
 	join(t, group, &Config{InboxSize: MinInboxSize, Lanes: lanes, Handlers: map[string]HandlerFunc{
 		"seq": func(ctx context.Context, a *Alert) {
 			n := binary.LittleEndian.Uint64(a.Data)
-			mu.Lock()
-			if n != next[a.Sender] && len(errs) < 10 {
-				errs = append(errs, fmt.Sprintf("sender %d: got %d want %d", a.Sender, n, next[a.Sender]))
-			}
 			want := 0
 			switch {
 			case n%50 == 49:
@@ -218,26 +246,17 @@ func testSendManyOrder(t *testing.T, lanes int) {
 			case n%7 == 3:
 				want = inlineData + 50
 			}
-			if rest := a.Data[8:]; (len(rest) != want || bytes.Count(rest, []byte{byte(n)}) != len(rest)) && len(errs) < 10 {
-				errs = append(errs, fmt.Sprintf("sender %d: alert %d damaged (%d bytes, want %d)", a.Sender, n, len(rest), want))
+			var damage string
+			if rest := a.Data[8:]; len(rest) != want || bytes.Count(rest, []byte{byte(n)}) != len(rest) {
+				damage = fmt.Sprintf("damaged (%d bytes, want %d)", len(rest), want)
 			}
-			next[a.Sender] = n + 1
-			mu.Unlock()
-			total.Add(1)
+			seq.see(a.Sender, n, damage)
 		},
 	}})
 	for range senders {
 		startChild(t, group, "seqmany", each, 0)
 	}
-	waitFor(t, "all alerts", func() bool { return total.Load() == senders*each })
-	mu.Lock()
-	defer mu.Unlock()
-	if len(errs) > 0 {
-		t.Fatal(strings.Join(errs, "\n"))
-	}
-	if len(next) != senders {
-		t.Fatalf("alerts from %d senders, want %d", len(next), senders)
-	}
+	seq.wait(t, senders, each)
 }
 
 // Every member gets a broadcast alert whole, whether it fits one inbox
@@ -736,19 +755,10 @@ func TestClosed(t *testing.T) {
 func TestChurnMidStream(t *testing.T) {
 	checkLeaks(t)
 	group := testGroup(t)
-	var mu sync.Mutex
-	next := map[int]uint64{}
-	var bad, total atomic.Int64
+	var seq seqCheck
 	g := join(t, group, &Config{InboxSize: MinInboxSize, Handlers: map[string]HandlerFunc{
 		"seq": func(ctx context.Context, a *Alert) {
-			n := binary.LittleEndian.Uint64(a.Data)
-			mu.Lock()
-			if n != next[a.Sender] {
-				bad.Add(1)
-			}
-			next[a.Sender] = n + 1
-			mu.Unlock()
-			total.Add(1)
+			seq.see(a.Sender, binary.LittleEndian.Uint64(a.Data), "")
 		},
 	}})
 	var streams []*child
@@ -760,24 +770,17 @@ func TestChurnMidStream(t *testing.T) {
 		churn = 3
 	}
 	for i := range churn {
-		before := total.Load()
+		before := seq.total.Load()
 		c := startChild(t, group, "echo", 0, 0)
 		if err := g.Broadcast(context.Background(), "ping", nil); err != nil {
 			t.Fatalf("round %d: %v", i, err)
 		}
 		c.kill()
-		waitFor(t, "the streams to go on", func() bool { return total.Load() > before+1000 })
+		waitFor(t, "the streams to go on", func() bool { return seq.total.Load() > before+1000 })
 	}
 	for _, c := range streams {
 		c.stop(t)
 	}
 	waitFor(t, "only us left", func() bool { return len(g.Members()) == 1 })
-	if n := bad.Load(); n > 0 {
-		t.Fatalf("%d of %d alerts out of order", n, total.Load())
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if len(next) != 2 {
-		t.Fatalf("alerts from %d senders, want 2", len(next))
-	}
+	seq.check(t, 2)
 }
