@@ -240,21 +240,7 @@ func TestManyProducers(t *testing.T) {
 			}
 		})
 	}
-	next := map[uint32]uint32{}
-	total := 0
-	for total < producers*each {
-		_, err := c.ReceiveBatch(ctx, func(b []byte) {
-			id, s := checkMsg(t, b)
-			if s != next[id] {
-				t.Fatalf("producer %d: got seq %d, want %d", id, s, next[id])
-			}
-			next[id]++
-			total++
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	receiveInOrder(t, c, producers*each)
 	wg.Wait()
 	close(errs)
 	for err := range errs {
@@ -525,20 +511,7 @@ func TestSharedLane(t *testing.T) {
 			}
 		})
 	}
-	next := map[uint32]uint32{}
-	for total := 0; total < producers*each; {
-		_, err := c.ReceiveBatch(ctx, func(b []byte) {
-			id, s := checkMsg(t, b)
-			if s != next[id] {
-				t.Fatalf("producer %d: got seq %d, want %d", id, s, next[id])
-			}
-			next[id]++
-			total++
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	receiveInOrder(t, c, producers*each)
 	wg.Wait()
 }
 
@@ -587,5 +560,26 @@ func TestPanicRedelivers(t *testing.T) {
 	b, err := c.Receive(ctxT(t))
 	if err != nil || string(b) != "m2" {
 		t.Fatalf("after the panic: %q, %v", b, err)
+	}
+}
+
+// receiveInOrder receives n test messages on c and fails unless each is
+// intact and every producer's arrive in the order it numbered them.
+func receiveInOrder(t *testing.T, c *Queue, n int) {
+	ctx := ctxT(t)
+	t.Helper()
+	next := map[uint32]uint32{}
+	for total := 0; total < n; {
+		_, err := c.ReceiveBatch(ctx, func(b []byte) {
+			id, s := checkMsg(t, b)
+			if s != next[id] {
+				t.Fatalf("producer %d: got seq %d, want %d", id, s, next[id])
+			}
+			next[id]++
+			total++
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
