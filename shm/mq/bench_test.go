@@ -85,3 +85,58 @@ func BenchmarkProcesses(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPingPong measures a round trip between two goroutines through
+// two queues whose consumers do not spin, so that every message finds its
+// consumer going to sleep or asleep: the idle-to-busy wake-up, twice per
+// operation, including the consumer's membarrier before each sleep.
+func BenchmarkPingPong(b *testing.B) {
+	ping := createQ(b, 1<<16, &Options{Spin: -1})
+	pong, err := Create(ping.Name()+"-pong", 1<<16, &Options{Spin: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		pong.Close()
+		Remove(pong.Name())
+	})
+	pingP, err := Open(ping.Name(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pingP.Close()
+	pongP, err := Open(pong.Name(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pongP.Close()
+	ctx := context.Background()
+	msg := make([]byte, 10)
+	done := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if _, err := ping.Receive(ctx); err != nil {
+				done <- err
+				return
+			}
+			if err := pongP.Send(ctx, msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := pingP.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pong.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
