@@ -40,7 +40,7 @@ func FuzzLayout(f *testing.F) {
 	for _, mod := range []struct{ off, val int }{
 		{offLanes, 0}, {offLanes, MaxLanes + 1}, {offCap, 1000}, {offMaxMsg, MinCapacity},
 		{offHigh, fuzzLanes + 2}, {lane1 + lnTail, 1 << 40}, {lane1 + lnHead, 12}, {lane1 + lnOwner, 99 << ownerStartBits},
-		{lane1 + lnRing, 2}, {lane1 + lnRing, 0},
+		{lane1 + lnRing, 2}, {lane1 + lnRing, 0}, {lane1 + lnFast, 2}, {lane1 + lnFast, 1},
 	} {
 		bad := bytes.Clone(full)
 		binary.NativeEndian.PutUint32(bad[mod.off:], uint32(mod.val))
