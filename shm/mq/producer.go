@@ -124,8 +124,8 @@ func (p *producer) use(i int) error {
 }
 
 // begin prepares a send: it leases a lane on first use, takes the shared
-// lane's lock and finds where the next record goes. The caller holds the lock
-// and calls end afterwards.
+// lane's lock and finds where the next record goes. The caller holds the
+// Queue's lock and calls end afterwards.
 func (p *producer) begin(ctx context.Context) error {
 	if p.l == nil {
 		if err := p.lease(); err != nil {
