@@ -4,6 +4,8 @@ package mq
 
 import (
 	"context"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -84,4 +86,108 @@ func BenchmarkProcesses(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkPingPong measures a round trip between two goroutines through
+// two queues whose consumers do not spin, so that every message finds its
+// consumer going to sleep or asleep: the idle-to-busy wake-up, twice per
+// operation, including the consumer's membarrier before each sleep.
+func BenchmarkPingPong(b *testing.B) {
+	ping := createQ(b, 1<<16, &Options{Spin: -1})
+	pong, err := Create(ping.Name()+"-pong", 1<<16, &Options{Spin: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		pong.Close()
+		Remove(pong.Name())
+	})
+	pingP, err := Open(ping.Name(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pingP.Close()
+	pongP, err := Open(pong.Name(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pongP.Close()
+	ctx := context.Background()
+	msg := make([]byte, 10)
+	done := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if _, err := ping.Receive(ctx); err != nil {
+				done <- err
+				return
+			}
+			if err := pongP.Send(ctx, msg); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if err := pingP.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := pong.Receive(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkWakeup measures the latency of a message sent to a consumer
+// that is asleep: from just before Send to Receive's return, reported as
+// ns/wake. Each operation first waits until the consumer has gone to
+// sleep (its wake flag is set) and a little more, so that it is in the
+// futex wait; the membarrier it issues on its way to sleep is therefore
+// not part of the latency.
+func BenchmarkWakeup(b *testing.B) {
+	c := createQ(b, 1<<16, &Options{Spin: -1})
+	p, err := Open(c.Name(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	msg := make([]byte, 10)
+	var got atomic.Int64 // time.Now().UnixNano() after each Receive
+	done := make(chan error, 1)
+	go func() {
+		for range b.N {
+			if _, err := c.Receive(ctx); err != nil {
+				done <- err
+				return
+			}
+			got.Store(time.Now().UnixNano())
+		}
+		done <- nil
+	}()
+	var total time.Duration
+	for range b.N {
+		for atomic.LoadUint32(c.r.wake) == 0 {
+			runtime.Gosched()
+		}
+		time.Sleep(50 * time.Microsecond)
+		prev := got.Load()
+		start := time.Now()
+		if err := p.Send(ctx, msg); err != nil {
+			b.Fatal(err)
+		}
+		for got.Load() == prev {
+			runtime.Gosched()
+		}
+		total += time.Duration(got.Load() - start.UnixNano())
+	}
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/wake")
 }

@@ -14,8 +14,9 @@
 // A queue is a shared-memory segment (see package shm) holding Lanes+1
 // lanes, each a single-producer ring of capacity bytes. A producer Queue
 // leases a lane of its own at its first send and keeps it until Close;
-// sending is then a copy and one atomic store, with no lock shared with
-// other producers. When every dedicated lane is leased by a live process,
+// sending is then a copy and one store, with no lock shared with other
+// producers (and on amd64 one locked instruction, for the Queue's own
+// goroutines). When every dedicated lane is leased by a live process,
 // further producers share lane 0, taking turns under a lock in shared
 // memory. The consumer reads the lanes round-robin, in place.
 //

@@ -37,10 +37,13 @@ func FuzzLayout(f *testing.F) {
 	f.Add(full)
 	lane1 := headerSize + laneSize
 	rec1 := ringsAt(fuzzLanes) + MinCapacity
-	for _, mod := range []struct{ off, val int }{
+	for _, mod := range []struct {
+		off int
+		val uint64
+	}{
 		{offLanes, 0}, {offLanes, MaxLanes + 1}, {offCap, 1000}, {offMaxMsg, MinCapacity},
 		{offHigh, fuzzLanes + 2}, {lane1 + lnTail, 1 << 40}, {lane1 + lnHead, 12}, {lane1 + lnOwner, 99 << ownerStartBits},
-		{lane1 + lnRing, 2}, {lane1 + lnRing, 0},
+		{lane1 + lnRing, 2}, {lane1 + lnRing, 0}, {lane1 + lnFast, 2}, {lane1 + lnFast, 1},
 	} {
 		bad := bytes.Clone(full)
 		binary.NativeEndian.PutUint32(bad[mod.off:], uint32(mod.val))

@@ -191,6 +191,34 @@ func runChild(role string) int {
 			}
 		}
 		return 0
+	case "send-paced":
+		// Send MQ_N testMsg messages of 10 bytes, one at a time: wait
+		// until the consumer has stored the message's seq+1 in ack slot
+		// 0, then pause a random 0-16 µs (busy, no system call), so that
+		// the consumer is on its way to sleep, or asleep, when the next
+		// message is published, at every point of that way in turn.
+		q, err := Open(name, nil)
+		if err != nil {
+			return fail(err)
+		}
+		ack, err := shm.Attach(os.Getenv("MQ_ACK"), nil)
+		if err != nil {
+			return fail(err)
+		}
+		acked := ackSlot(ack, 0)
+		rnd := uint64(os.Getpid())
+		for seq := range uint32(envInt("MQ_N")) {
+			for atomic.LoadUint64(acked) != uint64(seq) {
+			}
+			rnd = rnd*6364136223846793005 + 1442695040888963407
+			pause := time.Duration(rnd>>50) * 16 * time.Microsecond >> 14
+			for start := time.Now(); time.Since(start) < pause; {
+			}
+			if err := q.Send(ctx, testMsg(1, seq, 10)); err != nil {
+				return fail(err)
+			}
+		}
+		return 0
 	case "stall-write", "hold-shared":
 		// Send MQ_N whole messages, then stop half way through writing
 		// the next one, as if frozen or killed there: in its dedicated
@@ -200,13 +228,13 @@ func runChild(role string) int {
 			return fail(err)
 		}
 		p := q.p
-		p.mu.Lock()
+		p.lk.lock()
 		if role == "hold-shared" {
 			err = p.use(0)
 		} else {
 			err = p.lease()
 		}
-		p.mu.Unlock()
+		p.lk.unlock()
 		if err != nil {
 			return fail(err)
 		}
@@ -215,7 +243,7 @@ func runChild(role string) int {
 				return fail(err)
 			}
 		}
-		p.mu.Lock()
+		p.lk.lock()
 		if err := p.begin(ctx); err != nil { // holds the shared lane's lock, if ours
 			return fail(err)
 		}

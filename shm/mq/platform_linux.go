@@ -12,15 +12,24 @@ import (
 // osPlatform is the platform of a real queue: shared futexes and /proc.
 type osPlatform struct{}
 
-func (osPlatform) wait(addr *uint32, val uint32, timeout time.Duration) {
-	if err := futex.Wait(addr, val, timeout); err != nil && err != futex.ErrTimeout {
+func (osPlatform) wait(addr *uint32, val uint32, timeout time.Duration) bool {
+	err := futex.Wait(addr, val, timeout)
+	switch {
+	case err == futex.ErrTimeout:
+		return false
+	case err != nil:
 		// Not expected (the word is mapped and aligned); sleeping keeps a
 		// caller's retry loop from spinning on it.
 		time.Sleep(time.Millisecond)
 	}
+	return true
 }
 
 func (osPlatform) wake(addr *uint32, n int) { _, _ = futex.Wake(addr, n) }
+
+func (osPlatform) register() bool { return registerBarrier() }
+
+func (osPlatform) barrier() bool { return globalBarrier() }
 
 func (osPlatform) alive(pid int32, start uint64) bool {
 	return proc.Alive(proc.ID{PID: pid, Start: start})

@@ -3,7 +3,6 @@ package mq
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -16,13 +15,20 @@ import (
 type producer struct {
 	_  pad // written at every send: see pad
 	r  *ring
-	mu sync.Mutex // serialises the Queue's sending goroutines; guards the rest
+	lk sendLock // serialises the Queue's sending goroutines; guards the rest
 
 	l      *lane      // nil until the first send, and after Close
 	idx    int        // l's index: 0 is the shared lane
 	lock   *shm.Mutex // the shared lane's lock; nil for a dedicated lane
 	closed bool
 	sent   uint64 // messages sent, for Stats
+
+	// fenceFree is set if the fast path may skip the store-load fence
+	// between publishing a record and loading the consumer's wake flag:
+	// plain stores publish and unlock (plainStores), the process is
+	// registered for the consumer's membarrier, and the lane's fence flag
+	// tells the consumer so.
+	fenceFree bool
 
 	// tail is where the next record goes, if known: in a dedicated lane
 	// from the lease on (only we write it), in the shared lane while we
@@ -35,6 +41,10 @@ type producer struct {
 	// so a stale value errs on the side of "full".
 	headCache uint64
 	_         pad
+}
+
+func newProducer(r *ring) *producer {
+	return &producer{r: r, lk: sendLock{token: make(chan struct{}, 1)}}
 }
 
 // lease gives the producer a lane: a free dedicated lane, else one whose
@@ -83,6 +93,19 @@ func (p *producer) use(i int) error {
 	if err := r.reserveLane(i); err != nil {
 		return err
 	}
+	// Before the first header store of ours and before raising high, so
+	// that a consumer that has not seen the flag cannot have missed one
+	// of our records either (see ring.fenceFree). The shared lane takes
+	// the fenced path always.
+	ff := plainStores && i != 0 && r.plat.register()
+	if i != 0 {
+		var v uint32
+		if ff {
+			v = 1
+		}
+		atomic.StoreUint32(r.lanes[i].fast, v)
+	}
+	p.fenceFree = ff
 	// The consumer must scan the lane before it can hold a record: raise
 	// the scanned count first (sequentially consistent, before any header
 	// store of ours).
@@ -101,8 +124,8 @@ func (p *producer) use(i int) error {
 }
 
 // begin prepares a send: it leases a lane on first use, takes the shared
-// lane's lock and finds where the next record goes. The caller holds mu
-// and calls end afterwards.
+// lane's lock and finds where the next record goes. The caller holds the
+// Queue's lock and calls end afterwards.
 func (p *producer) begin(ctx context.Context) error {
 	if p.l == nil {
 		if err := p.lease(); err != nil {
@@ -224,7 +247,7 @@ func (p *producer) put(msgs [][]byte, gather bool, total int) (int, error) {
 // and without rereading the head, the common case, with none of put's
 // generality. It reports false when put must do the work: before the
 // lease, in the shared lane, at the ring's end, or when the lane looks
-// full. The caller holds mu.
+// full. The caller holds the lock.
 func (p *producer) tryPut1(msg []byte) bool {
 	off, ok := p.fastReserve(len(msg))
 	if !ok {
@@ -296,8 +319,8 @@ func (p *producer) room(t, need uint64) (bool, error) {
 
 // free gives the lane back, for Close and for a Queue dropped unclosed.
 func (p *producer) free() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.lk.lock()
+	defer p.lk.unlock()
 	p.closed = true
 	if p.l != nil && p.idx != 0 {
 		if p.tailKnown {
@@ -310,9 +333,9 @@ func (p *producer) free() {
 
 // interrupt wakes the Queue's goroutines waiting for room.
 func (p *producer) interrupt() {
-	p.mu.Lock()
+	p.lk.lock()
 	l := p.l
-	p.mu.Unlock()
+	p.lk.unlock()
 	if l != nil {
 		p.r.interruptLane(l)
 	}

@@ -85,7 +85,7 @@ type Queue struct {
 // unmapped memory without every call paying for a reference count. A
 // Queue dropped without Close gives its lane back then.
 func newQueue(r *ring, name string, consumer bool, maxMsg int, spin time.Duration, release func() error) *Queue {
-	p := &producer{r: r}
+	p := newProducer(r)
 	q := &Queue{r: r, p: p, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin}
 	if consumer {
 		r.attach()
@@ -129,17 +129,23 @@ func (q *Queue) Send(ctx context.Context, msg []byte) error {
 }
 
 // fastSend sends msg if that is simple: the Queue has a dedicated lane
-// with room for msg before the ring's end.
+// with room for msg before the ring's end, and no other goroutine of the
+// Queue is sending.
 //
-// The consumer is checked for sleep only after the unlock: the unlock is
-// an atomic read-modify-write, which orders the header store of tryPut1
-// before the load of the wake flag, so on amd64 the header can be a plain
-// store (publishFast) and a send pays for one fence fewer.
+// The consumer is checked for sleep only after the unlock. A fenceFree
+// producer's send then has one locked instruction, the lock's CAS: the
+// header store and the unlock are plain stores, and the consumer's
+// membarrier before it sleeps orders the header store before the load of
+// the wake flag. Otherwise the unlock is an atomic store, a full fence on
+// amd64, which orders them, so the header can still be a plain store
+// (publishFast).
 func (q *Queue) fastSend(msg []byte) bool {
 	p := q.p
-	p.mu.Lock()
+	if !p.lk.tryFast() {
+		return false
+	}
 	ok := !q.closed.Load() && p.tryPut1(msg)
-	p.mu.Unlock()
+	p.lk.unlockFast(p.fenceFree)
 	if ok {
 		q.r.wakeConsumer()
 	}
@@ -179,9 +185,11 @@ func (q *Queue) SendParts(ctx context.Context, parts ...[]byte) error {
 // fastSendParts is fastSend for a gathered message of n bytes.
 func (q *Queue) fastSendParts(parts [][]byte, n int) bool {
 	p := q.p
-	p.mu.Lock()
+	if !p.lk.tryFast() {
+		return false
+	}
 	ok := !q.closed.Load() && p.tryPutParts(parts, n)
-	p.mu.Unlock()
+	p.lk.unlockFast(p.fenceFree)
 	if ok {
 		q.r.wakeConsumer()
 	}
@@ -254,13 +262,13 @@ func (q *Queue) send(ctx context.Context, msgs [][]byte, gather bool, total int,
 	}()
 	for i := 0; ; i++ {
 		var seq uint32
-		p.mu.Lock()
+		p.lk.lock()
 		if q.closed.Load() || p.closed {
-			p.mu.Unlock()
+			p.lk.unlock()
 			return sent, ErrClosed
 		}
 		if err := p.begin(ctx); err != nil {
-			p.mu.Unlock()
+			p.lk.unlock()
 			return sent, err
 		}
 		l := p.l
@@ -274,7 +282,7 @@ func (q *Queue) send(ctx context.Context, msgs [][]byte, gather bool, total int,
 		}
 		k, err := p.put(msgs[sent:], gather, total)
 		p.end()
-		p.mu.Unlock()
+		p.lk.unlock()
 		sent += k
 		switch {
 		case err != nil:
@@ -423,12 +431,12 @@ func (q *Queue) Stats() Stats {
 		Lane:      -1,
 		Used:      r.used(),
 	}
-	q.p.mu.Lock()
+	q.p.lk.lock()
 	s.Sent = q.p.sent
 	if q.p.l != nil {
 		s.Lane = q.p.idx
 	}
-	q.p.mu.Unlock()
+	q.p.lk.unlock()
 	runtime.KeepAlive(q) // the mapping lives as long as q
 	return s
 }

@@ -12,13 +12,13 @@ import (
 	"github.com/procwire/procwire/shm"
 )
 
-// Layout of the data area of a queue segment (layout version 4). docs/mq.md
+// Layout of the data area of a queue segment (layout version 5). docs/mq.md
 // describes it byte by byte; keep the two in step. Every multi-byte field
 // is in the host's native byte order, because producers and the consumer
 // access them with atomic instructions.
 const (
 	layoutMagic   = 0x514d5750 // "PWMQ" read as a little-endian uint32
-	layoutVersion = 4
+	layoutVersion = 5
 
 	// Queue header. Words written by different parties are 128 bytes
 	// apart: Intel cores fetch cache lines in 128-byte pairs, so 64 bytes
@@ -40,6 +40,7 @@ const (
 	lnWaiters = 8   // uint32 1 while a producer waits (or is about to) for room
 	lnRoomSeq = 12  // uint32 futex word: bumped when head moves and someone waits
 	lnRing    = 16  // uint32 1 once the lane's ring is reserved (see reserveLane); 0: not to be touched
+	lnFast    = 20  // uint32 1 if the lane's producer skips the store-load fence: the consumer must membarrier before it sleeps
 	lnLock    = 128 // shm.Mutex (64 bytes): serialises the shared lane's producers
 	lnTail    = 256 // uint64 producer-written hint: a record boundary at or before the end (see endOf)
 	lnHead    = 384 // uint64 consumer-written: end of the released records
@@ -77,11 +78,18 @@ func recSize(n int) uint64 { return (uint64(n) + recHeader + recAlign - 1) &^ (r
 // that is safe against pid reuse.
 type platform interface {
 	// wait sleeps while *addr == val, at most timeout (<= 0: no limit).
-	wait(addr *uint32, val uint32, timeout time.Duration)
+	// It reports false if the timeout ended it.
+	wait(addr *uint32, val uint32, timeout time.Duration) bool
 	// wake wakes up to n waiters on addr.
 	wake(addr *uint32, n int)
 	// alive reports whether the process pid that started at start exists.
 	alive(pid int32, start uint64) bool
+	// register readies the process to take part in barrier's
+	// barriers, and reports whether it does.
+	register() bool
+	// barrier executes a full memory barrier in every running thread of
+	// every process that register readied, and reports whether it did.
+	barrier() bool
 }
 
 // ident identifies a process: pid and start time (clock ticks since boot).
@@ -95,6 +103,7 @@ type lane struct {
 	owner, tail, head *uint64
 	waiters, roomSeq  *uint32
 	reserved          *uint32        // lnRing
+	fast              *uint32        // lnFast
 	lock              []byte         // the shared lane's mutex bytes
 	buf               []byte         // the ring
 	base              unsafe.Pointer // &buf[0]
@@ -135,7 +144,12 @@ type ring struct {
 	_    pad
 	cur  []cursor
 	next int // lane where the next poll starts, for round-robin fairness
-	_    pad
+	// naps counts calls of sleep, sleeps the futex waits among them, and
+	// lateWakes the waits that ran to their timeout while a record was
+	// ready: lost wake-ups, caught by the bound on the sleep. For tests
+	// and debugging.
+	naps, sleeps, lateWakes int
+	_                       pad
 }
 
 // pad keeps fields that one goroutine writes often off the cache lines
@@ -258,6 +272,9 @@ func checkLayout(data []byte) (geometry, error) {
 		if f := atomic.LoadUint32((*uint32)(unsafe.Pointer(&cb[lnRing]))); f > 1 {
 			return g, fmt.Errorf("%w: lane %d: ring flag %d", ErrCorrupt, i, f)
 		}
+		if f := atomic.LoadUint32((*uint32)(unsafe.Pointer(&cb[lnFast]))); f > 1 {
+			return g, fmt.Errorf("%w: lane %d: fence flag %d", ErrCorrupt, i, f)
+		}
 	}
 	return g, nil
 }
@@ -310,6 +327,7 @@ func newRing(data []byte, plat platform, self ident, reserve func(off, n int64) 
 			waiters:  r.u32(cb + lnWaiters),
 			roomSeq:  r.u32(cb + lnRoomSeq),
 			reserved: r.u32(cb + lnRing),
+			fast:     r.u32(cb + lnFast),
 			lock:     data[cb+lnLock : cb+lnLock+64 : cb+lnLock+64],
 			tail:     r.u64(cb + lnTail),
 			head:     r.u64(cb + lnHead),
@@ -369,9 +387,12 @@ func (r *ring) scanned() int {
 }
 
 // wakeConsumer wakes the consumer if it sleeps. The caller has just
-// published a tail with a sequentially consistent store; the load below
-// cannot be ordered before it, and the consumer stores the flag before it
-// rereads the tails, so one of the two sees the other (see docs/mq.md).
+// published a record, with a sequentially consistent store or (fenceFree
+// producers) a plain one; in the first case the load below cannot be
+// ordered before it, in the second the consumer's membarrier before it
+// rereads the headers does that. Since the consumer stores the flag
+// before it rereads the headers, one of the two sees the other (see
+// docs/mq.md).
 func (r *ring) wakeConsumer() {
 	if atomic.LoadUint32(r.wake) != 0 && atomic.CompareAndSwapUint32(r.wake, 1, 0) {
 		r.plat.wake(r.wake, 1)
@@ -549,18 +570,51 @@ func (r *ring) spin(d time.Duration) bool {
 // call would otherwise leave the consumer asleep beside a ready record.
 const maxSleep = time.Second
 
+// unfencedSleep bounds the sleep of a consumer that cannot issue the
+// membarrier a fence-free producer relies on (a seccomp filter may allow
+// the producer's registration and refuse the consumer's call): such a
+// consumer may miss a wake-up, so it looks again this often.
+const unfencedSleep = time.Millisecond
+
 // sleep blocks the consumer until a producer publishes, maxSleep passes
 // or interrupt is called. Setting the wake flag before the last look at
 // the lanes pairs with the producers' publish-then-load, so no wake-up is
-// lost.
+// lost: for producers that skip the fence between the two, the consumer's
+// membarrier supplies it.
 func (r *ring) sleep() {
+	r.naps++
 	atomic.StoreUint32(r.wake, 1)
+	timeout := maxSleep
+	if r.fenceFree() && !r.plat.barrier() {
+		timeout = unfencedSleep
+	}
 	if r.ready() {
 		atomic.StoreUint32(r.wake, 0)
 		return
 	}
-	r.plat.wait(r.wake, 1, maxSleep)
+	r.sleeps++
+	if !r.plat.wait(r.wake, 1, timeout) && atomic.LoadUint32(r.wake) == 1 && r.ready() {
+		// Only a producer that died between clearing the wake flag and
+		// its wake-up call, or a consumer without membarrier, explains
+		// this; the tests check that it does not happen otherwise.
+		r.lateWakes++
+	}
 	atomic.StoreUint32(r.wake, 0)
+}
+
+// fenceFree reports whether the producer of a scanned lane may skip the
+// store-load fence between publishing a record and loading the wake flag.
+// The caller has stored the wake flag; a producer that leases a lane
+// after this look sets the lane's flag and raises high with sequentially
+// consistent operations before its first send, so that send sees the
+// wake flag (see docs/mq.md).
+func (r *ring) fenceFree() bool {
+	for i := range r.scanned() {
+		if atomic.LoadUint32(r.lanes[i].fast) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // interrupt wakes a sleeping consumer (for cancellation and Close).
