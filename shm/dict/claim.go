@@ -162,12 +162,7 @@ func (t *table) awaitClaim(o uint32) {
 		case i < 300:
 			runtime.Gosched()
 		default:
-			jo := offJournal + uint32(st-stateRewrite)*journalSlotSize
-			owner := proc.ID{PID: int32(t.u32(jo + jOwnerPID)), Start: t.u64(jo + jOwnerStart)}
-			// A live claimer's entry names the item until the claim ends;
-			// any other entry means the claim cannot end by itself.
-			if t.u32(jo+jTarget) != o || !proc.Alive(owner) {
-				t.finishClaim(o, st)
+			if t.endClaim(o, st, false) {
 				return
 			}
 			time.Sleep(200 * time.Microsecond)
@@ -175,18 +170,32 @@ func (t *table) awaitClaim(o uint32) {
 	}
 }
 
-// finishClaim ends the claim (state st) of a claimer that died, under the
-// lock: if its entry names o and o still has the sequence number it
-// claimed (or already the new one), the overwrite is completed from the
-// entry (redo); otherwise the claimer had not passed its checks, wrote
-// nothing in o, and the claim is given back.
-func (t *table) finishClaim(o uint32, st uint8) {
+// endClaim ends the claim st of item o, under the lock, if it cannot end
+// by itself, and reports whether o is no longer claimed by st.
+//
+// A live claimer's entry names its item from before its CAS until after
+// its claim ends, so a claim whose entry names another item was never
+// going to write o (it is backing off, or its entry was lost): it is
+// given back. A claim whose claimer died (dead: known to be) is finished:
+// if o still has the sequence number the entry says it claimed, or
+// already the new one, the overwrite is completed from the entry (redo);
+// otherwise the claimer had not passed its checks and wrote nothing in o,
+// and the claim is given back.
+func (t *table) endClaim(o uint32, st uint8, dead bool) bool {
 	if t.state(o) != st {
-		return
+		return true
 	}
 	j := offJournal + uint32(st-stateRewrite)*journalSlotSize
+	if t.u32(j+jTarget) != o {
+		t.unclaim(o, st)
+		return true
+	}
+	owner := proc.ID{PID: int32(t.u32(j + jOwnerPID)), Start: t.u64(j + jOwnerStart)}
+	if !dead && proc.Alive(owner) {
+		return false
+	}
 	seq := t.u64(o + chSeq)
-	if t.u32(j+jTarget) == o && t.entryFits(o, j) && t.u64(o+chExpire) == 0 && t.u64(j+jExpire) == 0 &&
+	if t.entryFits(o, j) && t.u64(o+chExpire) == 0 && t.u64(j+jExpire) == 0 &&
 		(seq == t.u64(j+jBase) || seq == t.u64(j+jSeq)) {
 		t.applyJournal(o, j)
 	} else {
@@ -194,20 +203,21 @@ func (t *table) finishClaim(o uint32, st uint8) {
 	}
 	t.put64(offDeadClaims, t.u64(offDeadClaims)+1)
 	t.log.Warn("dict: finished the overwrite of a process that died during it", "item", o,
-		"pid", t.u32(j+jOwnerPID), "deadClaims", t.u64(offDeadClaims))
+		"pid", owner.PID, "deadClaims", t.u64(offDeadClaims))
+	return true
 }
 
 // finishSlot finishes, in every shard, a claim left by the previous owner
-// of claim slot j, which died: its new owner is about to overwrite the
-// journal entries that such a claim needs. The heap walk makes sure only
-// chunk starts are taken for items.
+// of claim slot j, which died (its mutex said so): its new owner is about
+// to overwrite the journal entries that such a claim needs. The heap walk
+// makes sure only chunk starts are taken for items.
 func (d *Dict) finishSlot(j uint32) {
 	st := stateRewrite + uint8(j)
 	for i := range d.shards {
 		d.shards[i].locked(func(t *table) error {
 			return t.walk(func(o uint32, _, s uint8) error {
 				if s == st {
-					t.finishClaim(o, st)
+					t.endClaim(o, st, true)
 				}
 				return nil
 			})
