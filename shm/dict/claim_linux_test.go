@@ -461,3 +461,116 @@ func TestClaimKillStress(t *testing.T) {
 		t.Errorf("Stats = %+v", st)
 	}
 }
+
+// TestClaimSlots checks that each handle takes its own claim slot, that
+// handles beyond the seven slots store under the lock (correctly), and
+// that a closed handle's slot goes to the next opener.
+func TestClaimSlots(t *testing.T) {
+	d := openTest(t, 256<<10)
+	handles := []*Dict{d}
+	defer func() {
+		for _, h := range handles[1:] {
+			h.Close()
+		}
+	}()
+	seen := map[uint32]bool{d.claim.j: true}
+	for i := 1; i < claimSlots+2; i++ {
+		h, err := Open(d.Name(), 256<<10, &Options{Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles = append(handles, h)
+		j := h.claim.j
+		switch {
+		case i < claimSlots && (j == 0 || seen[j]):
+			t.Fatalf("handle %d got claim slot %d (taken: %v)", i, j, seen)
+		case i >= claimSlots && j != 0:
+			t.Fatalf("handle %d got claim slot %d beyond the %d slots", i, j, claimSlots)
+		}
+		seen[j] = true
+	}
+	last := handles[len(handles)-1]
+	last.Set("k", String("slotless"), 0, 0)
+	last.Set("k", String("lock-only"), 0, 0)
+	if v, _, err := d.Get("k"); err != nil || v != String("lock-only") {
+		t.Fatalf("Get = %v, %v", v, err)
+	}
+	freed := handles[3].claim.j
+	handles[3].Close()
+	h, err := Open(d.Name(), 256<<10, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	handles = append(handles, h)
+	if h.claim.j != freed {
+		t.Fatalf("new handle got slot %d, want the freed %d", h.claim.j, freed)
+	}
+	if st, _ := d.Stats(); st.DeadClaims != 0 {
+		t.Errorf("DeadClaims = %d", st.DeadClaims)
+	}
+}
+
+// TestClaimContention has two child processes overwrite the same keys by
+// claims while this process overwrites and reads them: every value read
+// is whole, and the dictionary ends consistent.
+func TestClaimContention(t *testing.T) {
+	if !peekReads {
+		t.Skip("claims need amd64")
+	}
+	name := testName(t)
+	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	for _, k := range flipKeys {
+		d.Set(k, flipValues[0], 0, 0)
+	}
+	type child struct {
+		wait  func() error
+		close func() error
+	}
+	var children []child
+	for range 2 {
+		cmd, stdin, out := startChild(t, "flip", name)
+		if line, err := out.ReadString('\n'); line != "flipping\n" {
+			t.Fatalf("child: %q, %v", line, err)
+		}
+		children = append(children, child{cmd.Wait, stdin.Close})
+	}
+	ops := 500_000
+	if testing.Short() {
+		ops = 100_000
+	}
+	buf := make([]byte, 0, 128)
+	var failed error
+	for i := 0; i < ops && failed == nil; i++ {
+		k := flipKeys[i%len(flipKeys)]
+		if i%4 == 0 {
+			d.Set(k, flipValues[i%len(flipValues)], 0, 0)
+			continue
+		}
+		buf, _, _, err = d.GetBytes(k, buf[:0])
+		if err == nil {
+			err = checkFlip(buf)
+		}
+		if err != nil {
+			failed = fmt.Errorf("read %d: %v", i, err)
+		}
+	}
+	for _, c := range children {
+		c.close()
+		if err := c.wait(); err != nil {
+			t.Errorf("child: %v", err)
+		}
+	}
+	if failed != nil {
+		t.Fatal(failed)
+	}
+	if err := d.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := d.Stats(); st.DeadClaims != 0 || st.Recoveries != 0 {
+		t.Errorf("Stats = %+v", st)
+	}
+}

@@ -288,6 +288,8 @@ func FuzzLayout(f *testing.F) {
 	f.Add([]byte{0x81, 0x37, 0x04})                   // an item being overwritten in place
 	f.Add([]byte{0x81, 0x37, 0x04, 0x8c, 0x01, 0xff}) // ... and its journal entry's length
 	f.Add([]byte{0x81, 0x37, 0x04, 0x98, 0x01, 0x00}) // ... and its sequence number
+	f.Add([]byte{0x41, 0x0e, 0x05})                   // shard 0's first chunk claimed by slot 1
+	f.Add([]byte{0x41, 0x0e, 0x0b, 0x80, 0x04, 0x40}) // ... by slot 7; slot 1's entry names another chunk
 	base := make([]byte, 2*MinCapacity)
 	if err := initRegion(base, 2); err != nil {
 		f.Fatal(err)
