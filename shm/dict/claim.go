@@ -3,7 +3,6 @@ package dict
 import (
 	"encoding/binary"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -47,10 +46,9 @@ import (
 
 // claimer is a Dict's claim slot: journal slot j of every shard, owned by
 // this process while the dictionary is open (the shm.Mutex at region
-// offset 64·j). mu keeps this process's goroutines to one claim at a time,
-// since they share the slot.
+// offset 64·j). The process's goroutines share it, one claim at a time per
+// shard, by the slot's busy word.
 type claimer struct {
-	mu      sync.Mutex
 	j       uint32 // 1..claimSlots; 0: no slot, every store takes the lock
 	pid     uint32
 	start   uint64
@@ -78,15 +76,27 @@ func stateOf(w uint64) uint8 { return uint8(w >> (8 * chState)) }
 // takes the lock.
 func (d *Dict) setClaimed(t *table, key string, h uint64, v Value, vlen, flags uint32) bool {
 	cl := &d.claim
-	if !cl.mu.TryLock() {
+	j := offJournal + cl.j*journalSlotSize
+	// The busy word keeps this process's goroutines off the slot while
+	// one of them uses it. It is on a line only this process writes;
+	// storing 0 releases it, after the claim's stores (x86 keeps stores
+	// in order, and so does the Go compiler).
+	if !atomic.CompareAndSwapUint32((*uint32)(unsafe.Pointer(&t.data[j+jBusy : j+jBusy+4][0])), 0, 1) {
 		return false
 	}
-	defer cl.mu.Unlock()
+	defer t.put32(j+jBusy, 0)
 	hs := t.load64(offSeq)
 	// With items that can expire, a store first sweeps the LRU tail,
 	// which needs the lock.
 	if t.load64(offTTLItems) != 0 {
 		return false
+	}
+	// The item's first line was most likely last written by the other
+	// process. Reading it, then swapping its state, would fetch it twice
+	// (shared, then exclusive); an atomic OR of nothing fetches it once,
+	// exclusive, and changes nothing wherever the bucket points.
+	if o := t.u32(t.bucket(h)); t.peekOK(o) {
+		atomic.OrUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0])), 0)
 	}
 	var (
 		o    uint32
@@ -108,7 +118,6 @@ func (d *Dict) setClaimed(t *table, key string, h uint64, v Value, vlen, flags u
 	if class, fits := t.classFor(align8(chKey+uint32(len(key))) + vlen); !fits || class != uint8(w) || stateOf(w) != stateLive {
 		return false
 	}
-	j := offJournal + cl.j*journalSlotSize
 	t.writeEntry(j, o, v, vlen, flags, 0, max(hs, seq)+1)
 	jh := (*[jValue]byte)(t.data[j : j+jValue])
 	binary.LittleEndian.PutUint64(jh[jBase:], seq)
@@ -210,11 +219,13 @@ func (t *table) endClaim(o uint32, st uint8, dead bool) bool {
 // finishSlot finishes, in every shard, a claim left by the previous owner
 // of claim slot j, which died (its mutex said so): its new owner is about
 // to overwrite the journal entries that such a claim needs. The heap walk
-// makes sure only chunk starts are taken for items.
+// makes sure only chunk starts are taken for items. The slot's busy words
+// are cleared: the dead owner may have left them set.
 func (d *Dict) finishSlot(j uint32) {
 	st := stateRewrite + uint8(j)
 	for i := range d.shards {
 		d.shards[i].locked(func(t *table) error {
+			t.put32(offJournal+j*journalSlotSize+jBusy, 0)
 			return t.walk(func(o uint32, _, s uint8) error {
 				if s == st {
 					t.endClaim(o, st, true)

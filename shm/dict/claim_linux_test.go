@@ -40,6 +40,7 @@ func claimUntil(d *Dict, key string, v Value, j uint32, owner proc.ID, stop clai
 	}
 	vlen := valueLen(v)
 	e := offJournal + j*journalSlotSize
+	t.put32(e+jBusy, 1)
 	t.writeEntry(e, o, v, vlen, 0, 0, max(t.u64(offSeq), seq)+1)
 	t.put64(e+jBase, seq)
 	t.put32(e+jOwnerPID, uint32(owner.PID))
@@ -331,6 +332,11 @@ func TestClaimKill(t *testing.T) {
 			defer e.Close()
 			if st, _ := e.Stats(); st.DeadClaims != 1 {
 				return fmt.Errorf("reopen: DeadClaims = %d", st.DeadClaims)
+			}
+			// The slot the child left busy is usable again.
+			tb, h := e.shardOf("key")
+			if !e.setClaimed(tb, "key", h, claimHoldValue, 100, 0) {
+				return fmt.Errorf("reopen: the taken-over slot %d does not claim", e.claim.j)
 			}
 			return nil
 		}},

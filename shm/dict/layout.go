@@ -83,6 +83,7 @@ const (
 	jBase           = 32  // u64: claims: the item's sequence number when claimed
 	jOwnerPID       = 40  // u32: claims: pid of the claimer
 	jOwnerStart     = 48  // u64: claims: start time of the claimer (internal/proc)
+	jBusy           = 56  // u32: claims: 1 while one of the owner's goroutines uses the slot
 	jValue          = 64  // the new value
 	journalMaxValue = 224
 
