@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -192,6 +193,15 @@ func TestClaimCrashStates(t *testing.T) {
 			return v, err
 		}},
 		{"FlushAll", func(d *Dict) (Value, error) { return Value{}, d.FlushAll() }},
+		{"rebuild", func(d *Dict) (Value, error) {
+			// What the next holder does after a holder of the lock died.
+			d.shards[0].locked(func(t *table) error { t.recover(); return nil })
+			if st, _ := d.Stats(); st.Recoveries != 1 || st.Items != 1 || st.Dropped != 0 {
+				return Value{}, fmt.Errorf("Stats after rebuild = %+v", st)
+			}
+			v, _, err := d.Get("key")
+			return v, err
+		}},
 		{"evict", func(d *Dict) (Value, error) {
 			// Fill the dictionary until key, the least recently used,
 			// is evicted.
@@ -394,11 +404,13 @@ func TestClaimKill(t *testing.T) {
 // claimHoldValue is what the claimhold child was writing when killed.
 var claimHoldValue = String(strings.Repeat("n", 100))
 
-// TestClaimKillStress runs children that overwrite a few keys, claiming
-// them, as fast as they can, and kills them at random moments, over and
-// over, while this process stores, deletes and reads the same keys: no
-// operation hangs, every value read is whole, and the dictionary stays
-// consistent.
+// TestClaimKillStress runs two children that overwrite a few keys,
+// claiming them, as fast as they can, and kills one of them at a random
+// moment, over and over (starting another), while this process stores,
+// deletes and reads the same keys: no operation hangs, every value read
+// is whole, and the dictionary stays consistent. A child killed holding
+// the lock (storing a deleted key) is recovered from while the other
+// one claims.
 func TestClaimKillStress(t *testing.T) {
 	name := testName(t)
 	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
@@ -416,12 +428,29 @@ func TestClaimKillStress(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(os.Getpid()), 1))
 	buf := make([]byte, 0, 128)
 	deadline := time.Now().Add(60 * time.Second)
-	for i := 0; i < kills; i++ {
-		cmd, stdin, out := startChild(t, "flip", name)
+	var children [2]*exec.Cmd
+	start := func() *exec.Cmd {
+		cmd, _, out := startChild(t, "flip", name)
 		if line, err := out.ReadString('\n'); line != "flipping\n" {
 			t.Fatalf("child: %q, %v", line, err)
 		}
-		// Let it flip a while, working on the keys too.
+		return cmd
+	}
+	defer func() {
+		for _, c := range children {
+			if c != nil {
+				c.Process.Signal(syscall.SIGKILL)
+				c.Wait()
+			}
+		}
+	}()
+	for i := 0; i < kills; i++ {
+		for c := range children {
+			if children[c] == nil {
+				children[c] = start()
+			}
+		}
+		// Let them flip a while, working on the keys too.
 		until := time.Now().Add(time.Duration(rng.IntN(3000)) * time.Microsecond)
 		for n := 0; time.Now().Before(until) || n == 0; n++ {
 			k := flipKeys[rng.IntN(len(flipKeys))]
@@ -440,9 +469,10 @@ func TestClaimKillStress(t *testing.T) {
 				}
 			}
 		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		stdin.Close()
+		victim := rng.IntN(len(children))
+		children[victim].Process.Signal(syscall.SIGKILL)
+		children[victim].Wait()
+		children[victim] = nil
 		for _, k := range flipKeys {
 			buf, _, _, err = d.GetBytes(k, buf[:0])
 			if err == nil {
@@ -462,7 +492,7 @@ func TestClaimKillStress(t *testing.T) {
 		}
 	}
 	st, _ := d.Stats()
-	t.Logf("claims of killed children finished by others: %d", st.DeadClaims)
+	t.Logf("claims of killed children finished by others: %d; locks recovered: %d", st.DeadClaims, st.Recoveries)
 	if st.Resets != 0 || st.Dropped != 0 {
 		t.Errorf("Stats = %+v", st)
 	}

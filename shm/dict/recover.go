@@ -111,7 +111,12 @@ func (t *table) rebuild() (items, dropped int, err error) {
 		}
 		return nil
 	})
-	live = slices.DeleteFunc(live, func(o uint32) bool { return t.u8(o+chState) != stateLive })
+	// Duplicates found later were freed; a claim backing off may show
+	// for a moment on a live item (docs/dict.md §5b).
+	live = slices.DeleteFunc(live, func(o uint32) bool {
+		st := t.state(o)
+		return st != stateLive && !isClaim(st)
+	})
 	slices.SortFunc(live, func(a, b uint32) int {
 		x, y := t.u64(a+chSeq), t.u64(b+chSeq)
 		switch {
