@@ -21,9 +21,10 @@ import (
 //   - freeing an item stores state 1 before anything else, and an item
 //     written into the chunk later gets a new, higher write sequence
 //     number, stored before its own state 3;
-//   - an overwrite in place (rewrite) stores state 4 before it changes
-//     anything, and the item's new, higher sequence number before state 3
-//     again (a seqlock with state 4 as the odd count);
+//   - an overwrite in place stores state 4 (rewrite, under the lock) or
+//     4+j (a claim, by its CAS: see claim.go) before it changes anything,
+//     and the item's new, higher sequence number before state 3 again (a
+//     seqlock with those states as the odd count);
 //
 // so if state is 3 and the sequence number is the same before and after
 // the copy, nothing was freed or rewritten in between and the copy is the

@@ -548,7 +548,7 @@ func (t *table) fitsInPlace(o uint32, key string, vlen uint32) bool {
 // keeps its LRU place, marked referenced, as replace does.
 //
 // It is a redo-journalled seqlock write. The new fields and value go to
-// this process's journal slot first; then the item's state becomes
+// journal slot 0, which only holders of the lock write, first; then the item's state becomes
 // stateRewrite (see storeState: neither the compiler nor the CPU lets it
 // pass the journal's stores or the item's); then the item is written
 // from the journal, its new sequence number stored, and its state set
@@ -568,8 +568,8 @@ func (t *table) rewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
 }
 
 // journalRewrite is the first step of rewrite: it writes the new fields
-// and value to this process's journal slot, and keeps the count of items
-// with an expiry.
+// and value to journal slot 0, and keeps the count of items with an
+// expiry.
 func (t *table) journalRewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
 	t.writeEntry(t.journal, o, v, vlen, flags, expire, max(t.u64(offSeq), t.u64(o+chSeq))+1)
 	if oexp := t.u64(o+chExpire) != 0; oexp != (expire != 0) {
