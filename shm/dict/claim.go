@@ -91,13 +91,6 @@ func (d *Dict) setClaimed(t *table, key string, h uint64, v Value, vlen, flags u
 	if t.load64(offTTLItems) != 0 {
 		return false
 	}
-	// The item's first line was most likely last written by the other
-	// process. Reading it, then swapping its state, would fetch it twice
-	// (shared, then exclusive); an atomic OR of nothing fetches it once,
-	// exclusive, and changes nothing wherever the bucket points.
-	if o := t.u32(t.bucket(h)); t.peekOK(o) {
-		atomic.OrUint32((*uint32)(unsafe.Pointer(&t.data[o : o+4][0])), 0)
-	}
 	var (
 		o    uint32
 		seq  uint64
