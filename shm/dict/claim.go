@@ -94,13 +94,12 @@ func (d *Dict) setClaimed(t *table, key string, h uint64, v Value, vlen, flags u
 	var (
 		o    uint32
 		seq  uint64
-		ok   bool
 		busy = true
 	)
-	for i := 0; !ok && busy && i < peekTries; i++ {
-		o, seq, ok, busy = t.peekFind(key, h)
+	for i := 0; o == 0 && busy && i < peekTries; i++ {
+		o, seq, busy = t.peekFind(key, h)
 	}
-	if !ok {
+	if o == 0 {
 		return false
 	}
 	c := t.hdr(o)

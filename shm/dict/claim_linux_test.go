@@ -35,8 +35,8 @@ const (
 // cannot be claimed.
 func claimUntil(d *Dict, key string, v Value, j uint32, owner proc.ID, stop claimStep) (uint32, uint8) {
 	t, h := d.shardOf(key)
-	o, seq, ok, _ := t.peekFind(key, h)
-	if !ok {
+	o, seq, _ := t.peekFind(key, h)
+	if o == 0 {
 		panic(fmt.Sprintf("claimUntil: %q not found", key))
 	}
 	vlen := valueLen(v)
@@ -102,19 +102,20 @@ func TestSetClaimed(t *testing.T) {
 		claimed bool
 	}{
 		{"same class", nil, v100('1'), true},
-		{"number to string of its class", func() { d.Set("k", Number(1), 0, 0) }, String("x"), true},
+		{"number to string of its class", func() { d.Set("k", Number(1), 0, 0); d.Get("k") }, String("x"), true},
 		{"smaller class", nil, String("short"), false},
 		{"over the journal slot", nil, String(strings.Repeat("8", journalMaxValue+1)), false},
 		{"item with an expiry", func() { d.Set("k", v100('0'), time.Hour, 0) }, v100('1'), false},
 		{"other item with an expiry", func() { d.Set("other", v100('0'), time.Hour, 0) }, v100('1'), false},
 		{"list", func() { d.Delete("k"); d.RPush("k", String("e")) }, String("x"), false},
 		{"missing", func() { d.Delete("k") }, v100('1'), false},
-		{"not yet referenced", func() { d.Delete("k"); d.Set("k", v100('0'), 0, 0) }, v100('1'), true},
+		{"not yet read", func() { d.Delete("k"); d.Set("k", v100('0'), 0, 0) }, v100('1'), true},
 	}
 	for _, tt := range tests {
 		d.FlushAll()
 		d.FlushExpired(0)
 		d.Set("k", v100('0'), 0, 0)
+		d.Get("k")
 		if tt.setup != nil {
 			tt.setup()
 		}
@@ -143,6 +144,7 @@ func TestSetClaimed(t *testing.T) {
 	d.FlushExpired(0)
 	for _, k := range []string{"a", "b", "c"} {
 		d.Set(k, v100('0'), 0, 0)
+		d.Get(k)
 	}
 	tb, h := d.shardOf("b")
 	if !d.setClaimed(tb, "b", h, v100('1'), 100, 0) {

@@ -77,41 +77,21 @@ type peeked struct {
 // it returns false if the caller must take the lock instead. The value may
 // be copied out of t.data[p.vo:p.vo+p.vlen], then kept only if still(p)
 // holds.
+//
+// busy reports that it gave up at an item being overwritten in place,
+// which a retry in a moment may find live again.
 func (t *table) peek(key string, h uint64, p *peeked) (ok, busy bool) {
-	o, seq, ok, busy := t.peekFind(key, h)
-	if !ok {
-		return false, busy
-	}
-	c := t.hdr(o)
-	klen := uint32(len(key))
-	*p = peeked{o: o, seq: seq, vo: uint64(o) + uint64(align8(chKey+klen)),
-		vlen: get32(c, chValLen), typ: Type(c[chType]), flags: get32(c, chFlags)}
-	if c[chRef] == 0 || p.typ < TypeString || p.typ > TypeBool ||
-		binary.LittleEndian.Uint64(c[chExpire:]) != 0 || p.vo+uint64(p.vlen) > uint64(len(t.data)) ||
-		p.typ == TypeNumber && (p.vlen != 8 || p.vo%8 != 0) || p.typ == TypeBool && p.vlen != 1 {
-		// Marking, expiry and the rest need the lock.
-		return false, false
-	}
-	return true, false
-}
-
-// peekFind finds key's item without taking the lock: a live item (state
-// 3) whose key matched, and its sequence number loaded before the rest
-// was read. Nothing read is trusted until the sequence number is checked
-// again. busy reports that it gave up at an item being overwritten in
-// place, which a retry in a moment may find live again.
-func (t *table) peekFind(key string, h uint64) (o uint32, seq uint64, ok, busy bool) {
 	h32 := uint32(h >> 32)
 	klen := uint32(len(key))
-	o = t.u32(t.bucket(h))
+	o := t.u32(t.bucket(h))
 	for range peekMaxChain {
 		if o == 0 || !t.peekOK(o) {
-			return 0, 0, false, false
+			return false, false
 		}
-		seq = t.load64(o + chSeq)
+		seq := t.load64(o + chSeq)
 		c := t.hdr(o)
 		if st := c[chState]; st != stateLive {
-			return 0, 0, false, st >= stateRewrite && st <= stateClaimMax
+			return false, st >= stateRewrite && st <= stateClaimMax
 		}
 		if get32(c, chHash) != h32 || get32(c, chKeyLen) != klen {
 			o = get32(c, chHNext)
@@ -122,9 +102,44 @@ func (t *table) peekFind(key string, h uint64) (o uint32, seq uint64, ok, busy b
 			o = get32(c, chHNext)
 			continue
 		}
-		return o, seq, true, false
+		*p = peeked{o: o, seq: seq, vo: uint64(o) + uint64(align8(chKey+klen)),
+			vlen: get32(c, chValLen), typ: Type(c[chType]), flags: get32(c, chFlags)}
+		if c[chRef] == 0 || p.typ < TypeString || p.typ > TypeBool ||
+			binary.LittleEndian.Uint64(c[chExpire:]) != 0 || p.vo+uint64(p.vlen) > uint64(len(t.data)) ||
+			p.typ == TypeNumber && (p.vlen != 8 || p.vo%8 != 0) || p.typ == TypeBool && p.vlen != 1 {
+			// Marking, expiry and the rest need the lock.
+			return false, false
+		}
+		return true, false
 	}
-	return 0, 0, false, false
+	return false, false
+}
+
+// peekFind is the walk of peek for a store that claims the item: a live
+// item (state 3) whose key matched, and its sequence number, loaded
+// before the rest was read; o = 0 if there is none, busy as for peek.
+// Nothing read is trusted until the sequence number is checked again.
+// (peek does not call it: the call costs a Get several percent.)
+func (t *table) peekFind(key string, h uint64) (o uint32, seq uint64, busy bool) {
+	h32 := uint32(h >> 32)
+	klen := uint32(len(key))
+	o = t.u32(t.bucket(h))
+	for range peekMaxChain {
+		if o == 0 || !t.peekOK(o) {
+			return 0, 0, false
+		}
+		seq = t.load64(o + chSeq)
+		c := t.hdr(o)
+		if st := c[chState]; st != stateLive {
+			return 0, 0, st >= stateRewrite && st <= stateClaimMax
+		}
+		if get32(c, chHash) == h32 && get32(c, chKeyLen) == klen &&
+			uint64(o)+chKey+uint64(klen) <= uint64(len(t.data)) && string(t.data[o+chKey:o+chKey+klen]) == key {
+			return o, seq, false
+		}
+		o = get32(c, chHNext)
+	}
+	return 0, 0, false
 }
 
 // peekTries bounds the lock-free attempts of a read or a claim that met
