@@ -336,6 +336,17 @@ func TestClaimKill(t *testing.T) {
 		{"Delete", func(d *Dict) error { return d.Delete("key") }},
 		{"Get", func(d *Dict) error { _, _, err := d.Get("key"); return err }},
 		{"Check", func(d *Dict) error { return d.Check() }},
+		{"evict", func(d *Dict) error {
+			for i := 0; i < 100_000; i++ {
+				if _, err := d.Set(fmt.Sprint("fill", i), oldV, 0, 0); err != nil {
+					return err
+				}
+				if _, _, _, err := d.GetStale("key"); err == ErrNotFound {
+					return nil
+				}
+			}
+			return fmt.Errorf("key never evicted")
+		}},
 		{"reopen", func(d *Dict) error {
 			// A new opener gets the dead child's slot (this process holds
 			// the other one) and finishes its claim first.
@@ -386,9 +397,9 @@ func TestClaimKill(t *testing.T) {
 				if v != String("set") {
 					t.Errorf("Get = %v, %v", v, err)
 				}
-			case "Delete":
+			case "Delete", "evict":
 				if err != ErrNotFound {
-					t.Errorf("Get after Delete = %v, %v", v, err)
+					t.Errorf("Get after %s = %v, %v", tc.name, v, err)
 				}
 			default:
 				if err != nil || v != claimHoldValue {
