@@ -19,7 +19,12 @@
 // it, and return what they read only if the item provably stayed the same
 // live item throughout (else they take the lock): reads then write no
 // shared memory, so processes reading the same shard do not pass its lock
-// between their cores. Atomicity does not extend across calls. A large dictionary is split by
+// between their cores. Likewise a Set without a TTL over an item whose
+// place fits the new value claims that item with an atomic
+// compare-and-swap of its state instead of taking the lock (each process
+// that opens the dictionary gets one of 7 claim slots; later ones always
+// lock); every locked operation waits for such a claim to end before it
+// touches the item. Atomicity does not extend across calls. A large dictionary is split by
 // key hash into shards (Options.Shards; by default one per 4 MiB, at most
 // 16), each with its own lock, so that processes working on different keys
 // run in parallel; LRU order and eviction are then per shard, and an item
@@ -32,8 +37,9 @@
 // and free lists from its heap, which every update keeps readable: an item
 // is written completely before one store makes it part of the dictionary;
 // a replaced value is written beside the old one or, when it fits the old
-// one's place, journalled before it overwrites it in place (recovery
-// finishes the overwrite from the journal); and Incr and Expire change
+// one's place, journalled before it overwrites it in place (recovery, or
+// for a claimed item the next operation that needs it, finishes the
+// overwrite from the journal); and Incr and Expire change
 // their 8-byte field with one store. So an
 // operation cut short either happened or did not; a half-written item is
 // discarded. Rebuilds are counted (Stats.Recoveries) and logged. Only if

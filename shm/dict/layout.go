@@ -12,7 +12,7 @@ import (
 // specification and must change with it. All integers are little-endian,
 // all references are byte offsets from the start of the region (0 = none).
 const (
-	layoutVersion = 3
+	layoutVersion = 4
 
 	// region header: the dictionary is split into shards, each a table
 	// with its own lock, so that processes working on different keys do
@@ -23,8 +23,11 @@ const (
 	offRShards    = 12                 // u32: power of two, 1..maxShards
 	offRCapacity  = 16                 // u64: length of the region
 	offRShardSize = 24                 // u64: bytes per shard, multiple of 64
-	offROpens     = 32                 // u32: Opens so far; picks each opener's journal slot
-	regionHdrSize = 64                 // shards follow, back to back
+	// Claim slot j (1..claimSlots) of every shard belongs to the process
+	// holding the shm.Mutex at region offset 64·j for as long as it has
+	// the dictionary open (see claim.go).
+	offRSlotMutex = 64
+	regionHdrSize = 64 * (1 + claimSlots) // shards follow, back to back
 	maxShards     = 16
 	minShardSize  = 8 << 10
 	shardPerMiB   = 4 // default: one shard per this many MiB of capacity
@@ -58,25 +61,31 @@ const (
 	offRecoveries = 280 // u64: index rebuilds after a lock holder died
 	offResets     = 288 // u64: times the heap was unreadable and wiped
 	offDropped    = 296 // u64: malformed items dropped by rebuilds
+	offDeadClaims = 304 // u64: claimed overwrites of dead processes finished by others
 	hdrSize       = 320
 
 	// Journal slots follow the header: a store that overwrites an item
-	// in place writes the new fields and value to its process's slot
-	// first (a redo journal), so that a holder killed mid-write leaves
-	// the new value recoverable. Each process picks a slot when it opens
-	// the dictionary (offROpens), so that two processes mostly write
-	// their own slots' cache lines.
+	// in place writes the new fields and value to a slot first (a redo
+	// journal), so that a writer killed mid-write leaves the new value
+	// recoverable. Slot 0 is written by overwrites under the shard lock;
+	// slot j ≥ 1 only by the one process that owns claim slot j, for
+	// overwrites that claim the item instead of taking the lock.
 	offJournal      = hdrSize
-	journalSlots    = 4   // power of two
-	journalSlotSize = 256 // bytes; multiple of 64
+	claimSlots      = 7
+	journalSlots    = 1 + claimSlots
+	journalSlotSize = 320 // bytes; multiple of 64
 	jTarget         = 0   // u32: offset of the item rewritten
 	jType           = 4   // u8: value type
 	jFlags          = 8   // u32: user flags
 	jValLen         = 12  // u32
 	jExpire         = 16  // i64
 	jSeq            = 24  // u64: the item's new sequence number
-	jValue          = 32  // the new value
-	journalMaxValue = journalSlotSize - jValue
+	jBase           = 32  // u64: claims: the item's sequence number when claimed
+	jOwnerPID       = 40  // u32: claims: pid of the claimer
+	jOwnerStart     = 48  // u64: claims: start time of the claimer (internal/proc)
+	jBusy           = 56  // u32: claims: 1 while one of the owner's goroutines uses the slot
+	jValue          = 64  // the new value
+	journalMaxValue = 224
 
 	mutexSize = 64
 
@@ -101,9 +110,13 @@ const (
 	stateFree  = 1
 	stateAlloc = 2 // taken, being written: not yet part of the dictionary
 	stateLive  = 3
-	// stateRewrite marks a live item being overwritten in place: its
-	// value may be torn, and the journal holds the new one.
+	// stateRewrite marks a live item being overwritten in place under the
+	// lock: its value may be torn, and journal slot 0 holds the new one.
 	stateRewrite = 4
+	// stateRewrite+j (j = 1..claimSlots) marks a live item claimed by the
+	// owner of claim slot j, which overwrites it from its journal slot j
+	// without the lock.
+	stateClaimMax = stateRewrite + claimSlots
 
 	// list values: a header, then elements [tag u32][payload][tag u32],
 	// tag = len(payload)<<2 | element type, packed between head and tail.

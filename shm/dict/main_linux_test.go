@@ -16,6 +16,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/procwire/procwire/internal/proc"
 	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
@@ -163,6 +164,13 @@ func runChild(role, name string, args []string) int {
 				}
 			}
 		}
+	case "claimhold":
+		// Die in the middle of a claimed overwrite of "key", with the
+		// value length and half of claimHoldValue written.
+		claimUntil(d, "key", claimHoldValue, d.claim.j, proc.Self(), stepMidCopy)
+		fmt.Fprintln(out, "claimed")
+		out.Flush()
+		select {}
 	case "flip":
 		// Overwrite keys in place, each with 100 copies of one letter,
 		// alternating, until stdin closes.

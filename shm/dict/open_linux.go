@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	"github.com/procwire/procwire/internal/proc"
 	"github.com/procwire/procwire/shm"
 )
 
@@ -69,5 +70,30 @@ func attach(name string, seg *shm.Segment, err error, opts *Options) (*Dict, err
 	}
 	d.peek = peekReads
 	d.unmap = seg.Close
+	if peekReads {
+		d.takeClaimSlot(seg.Data())
+	}
 	return d, nil
+}
+
+// takeClaimSlot makes this Dict the owner of a free claim slot, if there
+// is one, so that its stores may claim items instead of taking the lock
+// (docs/dict.md §5b). A slot is held by its shm.Mutex for as long as the
+// dictionary is open; a slot whose owner died is taken over once the
+// claim it may have left is finished. With every slot taken, stores take
+// the lock.
+func (d *Dict) takeClaimSlot(data []byte) {
+	self := proc.Self()
+	for j := uint32(1); j <= claimSlots; j++ {
+		m := shm.MutexAt(data[offRSlotMutex*j : offRSlotMutex*j+shm.MutexSize])
+		ok, recovered := m.TryLock()
+		if !ok {
+			continue
+		}
+		if recovered {
+			d.finishSlot(j)
+		}
+		d.claim = claimer{j: j, pid: uint32(self.PID), start: self.Start, release: m.Unlock}
+		return
+	}
 }

@@ -4,7 +4,6 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // Dict is a shared dictionary opened by this process. Its methods are safe
@@ -21,6 +20,7 @@ type Dict struct {
 	closed atomic.Bool
 	unmap  func() error // releases the mapping; nil over plain memory
 	peek   bool         // reads try table.peek before taking the lock
+	claim  claimer      // stores try setClaimed before taking the lock if claim.j != 0
 }
 
 // newDict wires a Dict over a validated region, with lockAt giving the
@@ -31,9 +31,6 @@ func newDict(name string, data []byte, lockAt func(hdr []byte) locker, opts *Opt
 		return nil, err
 	}
 	d := &Dict{name: name, shards: make([]table, n), mask: uint32(n - 1), size: len(data)}
-	// Successive openers take successive journal slots, so that two
-	// processes rewriting items in place write different cache lines.
-	slot := (atomic.AddUint32((*uint32)(unsafe.Pointer(&data[offROpens])), 1) - 1) & (journalSlots - 1)
 	for i := range d.shards {
 		t := &d.shards[i]
 		t.data = shardBytes(data, i, size)
@@ -42,7 +39,7 @@ func newDict(name string, data []byte, lockAt func(hdr []byte) locker, opts *Opt
 		t.log = opts.logger().With("dict", name, "shard", i)
 		t.shard, t.shardMask = uint32(i), uint32(n-1)
 		t.setGeometry()
-		t.journal = offJournal + slot*journalSlotSize
+		t.journal = offJournal
 	}
 	return d, nil
 }
@@ -56,6 +53,9 @@ func (d *Dict) Name() string { return d.name }
 func (d *Dict) Close() error {
 	if d.closed.Swap(true) || d.unmap == nil {
 		return nil
+	}
+	if d.claim.release != nil {
+		d.claim.release()
 	}
 	return d.unmap()
 }
@@ -105,10 +105,15 @@ func (d *Dict) Get(key string) (Value, uint32, error) {
 	}
 	if d.peek && !d.closed.Load() {
 		t, h := d.shardOf(key)
-		var p peeked
-		if t.peek(key, h, &p) {
-			if v, ok := t.peekValue(&p); ok {
-				return v, p.flags, nil
+		for range peekTries {
+			var p peeked
+			ok, busy := t.peek(key, h, &p)
+			if ok {
+				if v, ok := t.peekValue(&p); ok {
+					return v, p.flags, nil
+				}
+			} else if !busy {
+				break
 			}
 		}
 	}
@@ -134,8 +139,15 @@ func (d *Dict) GetBytes(key string, buf []byte) ([]byte, Type, uint32, error) {
 	}
 	if d.peek && !d.closed.Load() {
 		t, h := d.shardOf(key)
-		var p peeked
-		if t.peek(key, h, &p) {
+		for range peekTries {
+			var p peeked
+			ok, busy := t.peek(key, h, &p)
+			if !ok {
+				if !busy {
+					break
+				}
+				continue
+			}
 			if p.typ == TypeString {
 				out := append(buf, t.data[p.vo:p.vo+uint64(p.vlen)]...)
 				if t.still(&p) {
@@ -257,6 +269,12 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 		return false, ErrBadValue
 	case ttl < 0:
 		return false, ErrBadExptime
+	}
+	if d.claim.j != 0 && ttl == 0 && v.typ != TypeNil && mode != modeAdd && !d.closed.Load() {
+		t, h := d.shardOf(key)
+		if vlen := valueLen(v); vlen <= journalMaxValue && d.setClaimed(t, key, h, v, vlen, flags) {
+			return false, nil
+		}
 	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
@@ -431,6 +449,7 @@ func (d *Dict) Expire(key string, ttl time.Duration) error {
 func (d *Dict) FlushAll() error {
 	return d.eachShard(func(t *table) error {
 		for o := t.u32(offLRUHead); o != 0; o = t.u32(o + chNext) {
+			t.settle(o)
 			t.store64(o+chExpire, 1)
 		}
 		t.put64(offTTLItems, t.u64(offItems))
@@ -502,6 +521,9 @@ type Stats struct {
 	Recoveries uint64 // rebuilds after a process died holding a lock
 	Resets     uint64 // times a shard was unreadable and wiped
 	Dropped    uint64 // malformed items dropped by rebuilds
+	// DeadClaims counts overwrites in place without the lock (docs/dict.md
+	// §5b) that a process died during and another one finished.
+	DeadClaims uint64
 }
 
 // Stats returns the dictionary's counters.
@@ -515,6 +537,7 @@ func (d *Dict) Stats() (Stats, error) {
 		st.Recoveries += t.u64(offRecoveries)
 		st.Resets += t.u64(offResets)
 		st.Dropped += t.u64(offDropped)
+		st.DeadClaims += t.u64(offDeadClaims)
 		return nil
 	})
 	return st, err

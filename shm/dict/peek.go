@@ -21,9 +21,10 @@ import (
 //   - freeing an item stores state 1 before anything else, and an item
 //     written into the chunk later gets a new, higher write sequence
 //     number, stored before its own state 3;
-//   - an overwrite in place (rewrite) stores state 4 before it changes
-//     anything, and the item's new, higher sequence number before state 3
-//     again (a seqlock with state 4 as the odd count);
+//   - an overwrite in place stores state 4 (rewrite, under the lock) or
+//     4+j (a claim, by its CAS: see claim.go) before it changes anything,
+//     and the item's new, higher sequence number before state 3 again (a
+//     seqlock with those states as the odd count);
 //
 // so if state is 3 and the sequence number is the same before and after
 // the copy, nothing was freed or rewritten in between and the copy is the
@@ -76,18 +77,35 @@ type peeked struct {
 // it returns false if the caller must take the lock instead. The value may
 // be copied out of t.data[p.vo:p.vo+p.vlen], then kept only if still(p)
 // holds.
-func (t *table) peek(key string, h uint64, p *peeked) bool {
+//
+// busy reports that it gave up at an item being overwritten in place,
+// which a retry in a moment may find live again.
+func (t *table) peek(key string, h uint64, p *peeked) (ok, busy bool) {
 	h32 := uint32(h >> 32)
 	klen := uint32(len(key))
 	o := t.u32(t.bucket(h))
+	if vo := uint64(o) + uint64(align8(chKey+klen)); vo+72 <= uint64(len(t.data)) {
+		// When another process wrote the item last, each of its lines
+		// must come from the other core. The value starts where the key
+		// says: load its first two lines now, so that they travel with
+		// the item's first line rather than after it. The results are
+		// not used (the copy reads the lines again once checked); an
+		// empty bucket (o = 0) or a stale one makes them read other
+		// bytes of the region, harmlessly. It is worth about 7% to a
+		// Set/Get mix of keys shared by two processes, and costs about
+		// 1 ns when the item is in this core's cache (docs/dict.md §10).
+		base := unsafe.Pointer(unsafe.SliceData(t.data))
+		atomic.LoadUint64((*uint64)(unsafe.Add(base, vo&^7)))
+		atomic.LoadUint64((*uint64)(unsafe.Add(base, (vo+64)&^7)))
+	}
 	for range peekMaxChain {
 		if o == 0 || !t.peekOK(o) {
-			return false
+			return false, false
 		}
 		seq := t.load64(o + chSeq)
 		c := t.hdr(o)
-		if c[chState] != stateLive {
-			return false
+		if st := c[chState]; st != stateLive {
+			return false, st >= stateRewrite && st <= stateClaimMax
 		}
 		if get32(c, chHash) != h32 || get32(c, chKeyLen) != klen {
 			o = get32(c, chHNext)
@@ -104,12 +122,44 @@ func (t *table) peek(key string, h uint64, p *peeked) bool {
 			binary.LittleEndian.Uint64(c[chExpire:]) != 0 || p.vo+uint64(p.vlen) > uint64(len(t.data)) ||
 			p.typ == TypeNumber && (p.vlen != 8 || p.vo%8 != 0) || p.typ == TypeBool && p.vlen != 1 {
 			// Marking, expiry and the rest need the lock.
-			return false
+			return false, false
 		}
-		return true
+		return true, false
 	}
-	return false
+	return false, false
 }
+
+// peekFind is the walk of peek for a store that claims the item: a live
+// item (state 3) whose key matched, and its sequence number, loaded
+// before the rest was read; o = 0 if there is none, busy as for peek.
+// Nothing read is trusted until the sequence number is checked again.
+// (peek does not call it: the call costs a Get several percent.)
+func (t *table) peekFind(key string, h uint64) (o uint32, seq uint64, busy bool) {
+	h32 := uint32(h >> 32)
+	klen := uint32(len(key))
+	o = t.u32(t.bucket(h))
+	for range peekMaxChain {
+		if o == 0 || !t.peekOK(o) {
+			return 0, 0, false
+		}
+		seq = t.load64(o + chSeq)
+		c := t.hdr(o)
+		if st := c[chState]; st != stateLive {
+			return 0, 0, st >= stateRewrite && st <= stateClaimMax
+		}
+		if get32(c, chHash) == h32 && get32(c, chKeyLen) == klen &&
+			uint64(o)+chKey+uint64(klen) <= uint64(len(t.data)) && string(t.data[o+chKey:o+chKey+klen]) == key {
+			return o, seq, false
+		}
+		o = get32(c, chHNext)
+	}
+	return 0, 0, false
+}
+
+// peekTries bounds the lock-free attempts of a read or a claim that met
+// an item being overwritten: an overwrite lasts tens of nanoseconds,
+// while giving up takes the lock, which stops every claim in the shard.
+const peekTries = 4
 
 // still reports whether the item peek found is still the same live item,
 // so that what was copied from it in between is its value.

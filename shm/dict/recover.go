@@ -58,6 +58,12 @@ func (t *table) rebuild() (items, dropped int, err error) {
 		maxSeq = max(maxSeq, t.u64(offJournal+i*journalSlotSize+jSeq))
 	}
 	_ = t.walk(func(o uint32, c, st uint8) error {
+		if isClaim(st) {
+			// Claims go on without the lock: wait for this one to end,
+			// or finish it if its claimer died.
+			t.settle(o)
+			st = stateLive
+		}
 		if st == stateRewrite {
 			// An overwrite in place cut short: finish it from the
 			// journal, or drop the item if no entry fits it.
@@ -105,7 +111,12 @@ func (t *table) rebuild() (items, dropped int, err error) {
 		}
 		return nil
 	})
-	live = slices.DeleteFunc(live, func(o uint32) bool { return t.u8(o+chState) != stateLive })
+	// Duplicates found later were freed; a claim backing off may show
+	// for a moment on a live item (docs/dict.md §5b).
+	live = slices.DeleteFunc(live, func(o uint32) bool {
+		st := t.state(o)
+		return st != stateLive && !isClaim(st)
+	})
 	slices.SortFunc(live, func(a, b uint32) int {
 		x, y := t.u64(a+chSeq), t.u64(b+chSeq)
 		switch {
@@ -127,40 +138,18 @@ func (t *table) rebuild() (items, dropped int, err error) {
 }
 
 // redo completes the overwrite in place of item o (in stateRewrite) from
-// the journal: of the entries naming o, the one with the highest sequence
-// number is the interrupted write's. Every rewrite gives the item a number
-// above its current one and above the shard's, which is at least that of
-// every item ever freed and of every journal entry at the last rebuild,
-// so entries left by earlier rewrites of o (completed or not), or of
-// items that had o's chunk before, have lower numbers. The item's own
-// number is the old one, or the new one if the holder died after storing
-// it: never above the entry's. It reports false if no entry fits o.
+// journal slot 0, which only holders of the lock write: the last one to
+// write it is the holder that died, whose overwrite of o was cut short.
+// The entry must name o, carry a sequence number not below the item's
+// (the old one, or the new one if the holder died after storing it), and
+// fit the chunk; it reports false otherwise.
 func (t *table) redo(o uint32) bool {
-	size := classSize(t.u8(o + chClass))
-	klen := t.u32(o + chKeyLen)
-	cur := t.u64(o + chSeq)
-	best, bestSeq := uint32(0), uint64(0)
-	for i := uint32(0); i < journalSlots; i++ {
-		j := offJournal + i*journalSlotSize
-		jh := (*[jValue]byte)(t.data[j : j+jValue])
-		seq := binary.LittleEndian.Uint64(jh[jSeq:])
-		if get32j(jh, jTarget) != o || seq < cur || best != 0 && seq <= bestSeq {
-			continue
-		}
-		vlen := get32j(jh, jValLen)
-		switch typ := Type(jh[jType]); {
-		case vlen > journalMaxValue, klen == 0 || klen > MaxKeyLen,
-			uint64(align8(chKey+klen))+uint64(vlen) > uint64(size),
-			typ < TypeString || typ > TypeBool,
-			typ == TypeNumber && vlen != 8, typ == TypeBool && vlen != 1:
-			continue
-		}
-		best, bestSeq = j, seq
-	}
-	if best == 0 {
+	j := uint32(offJournal)
+	jh := (*[jValue]byte)(t.data[j : j+jValue])
+	if get32j(jh, jTarget) != o || binary.LittleEndian.Uint64(jh[jSeq:]) < t.u64(o+chSeq) || !t.entryFits(o, j) {
 		return false
 	}
-	t.applyJournal(o, best)
+	t.applyJournal(o, j)
 	return true
 }
 
@@ -187,7 +176,7 @@ func (t *table) walk(fn func(o uint32, class, state uint8) error) error {
 		if rel%size != 0 || size > t.heapLen-rel {
 			return fmt.Errorf("%w: chunk at %d of %d bytes is misaligned or overruns the heap", ErrCorrupt, o, size)
 		}
-		if st < stateFree || st > stateRewrite {
+		if st < stateFree || st > stateClaimMax {
 			return fmt.Errorf("%w: chunk at %d has state %d", ErrCorrupt, o, st)
 		}
 		if err := fn(o, c, st); err != nil {
@@ -302,6 +291,10 @@ func (t *table) check() error {
 	var freeBytes uint64
 	nlive := 0
 	err := t.walk(func(o uint32, c, st uint8) error {
+		if isClaim(st) {
+			t.settle(o)
+			st = stateLive // or claimed again by a claim that will back off
+		}
 		switch st {
 		case stateFree:
 			free[o] = c

@@ -38,7 +38,7 @@ type table struct {
 	heapLen  uint32
 	maxClass uint8
 
-	journal uint32 // this process's journal slot (see rewrite)
+	journal uint32 // the journal slot of overwrites under the lock (see rewrite)
 }
 
 func (t *table) setGeometry() {
@@ -121,6 +121,9 @@ func (t *table) resetHeap() {
 	t.put64(offItems, 0)
 	t.put64(offTTLItems, 0)
 	t.put64(offFreeBytes, 0)
+	// Stale item headers stay inside the new free chunks: a claim that
+	// looked one up before the reset must see the shard's seq change.
+	t.put64(offSeq, t.u64(offSeq)+1)
 	rel := uint32(0)
 	for rel < t.heapLen {
 		c := t.maxClass
@@ -250,6 +253,7 @@ func (t *table) findLink(key string, h uint64) (o, link uint32) {
 		c := t.hdr(o)
 		if get32(c, chHash) == h32 && get32(c, chKeyLen) == uint32(len(key)) &&
 			string(t.data[o+chKey:o+chKey+uint32(len(key))]) == key {
+			t.settle(o)
 			return o, link
 		}
 		link, o = o+chHNext, get32(c, chHNext)
@@ -347,6 +351,7 @@ func (t *table) removeHashed(o uint32, h uint64) {
 }
 
 func (t *table) release(o uint32) {
+	t.settle(o)
 	t.raiseSeq(o)
 	t.lruUnlink(o)
 	t.put64(offItems, t.u64(offItems)-1)
@@ -392,6 +397,7 @@ func (t *table) newItem(key string, vlen uint32, safe bool) (o uint32, forcible 
 		if tail == 0 {
 			break
 		}
+		t.settle(tail)
 		if t.data[tail+chRef] != 0 && passes > 0 {
 			t.data[tail+chRef] = 0
 			t.touch(tail)
@@ -432,7 +438,7 @@ func (t *table) evictRegion(x uint32, c uint8) uint32 {
 	for rel := start; rel < start+size; {
 		o := t.heap + rel
 		step := classSize(t.u8(o + chClass))
-		if t.u8(o+chState) == stateLive {
+		if st := t.state(o); st == stateLive || isClaim(st) {
 			t.remove(o)
 			t.put64(offEvictions, t.u64(offEvictions)+1)
 		}
@@ -542,7 +548,7 @@ func (t *table) fitsInPlace(o uint32, key string, vlen uint32) bool {
 // keeps its LRU place, marked referenced, as replace does.
 //
 // It is a redo-journalled seqlock write. The new fields and value go to
-// this process's journal slot first; then the item's state becomes
+// journal slot 0, which only holders of the lock write, first; then the item's state becomes
 // stateRewrite (see storeState: neither the compiler nor the CPU lets it
 // pass the journal's stores or the item's); then the item is written
 // from the journal, its new sequence number stored, and its state set
@@ -562,18 +568,10 @@ func (t *table) rewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
 }
 
 // journalRewrite is the first step of rewrite: it writes the new fields
-// and value to this process's journal slot, and keeps the count of items
-// with an expiry.
+// and value to journal slot 0, and keeps the count of items with an
+// expiry.
 func (t *table) journalRewrite(o uint32, v Value, vlen, flags uint32, expire int64) {
-	j := t.journal
-	jh := (*[jValue]byte)(t.data[j : j+jValue])
-	put32j(jh, jTarget, o)
-	jh[jType] = uint8(v.typ)
-	put32j(jh, jFlags, flags)
-	put32j(jh, jValLen, vlen)
-	binary.LittleEndian.PutUint64(jh[jExpire:], uint64(expire))
-	binary.LittleEndian.PutUint64(jh[jSeq:], max(t.u64(offSeq), t.u64(o+chSeq))+1)
-	t.putValueAt(j+jValue, v)
+	t.writeEntry(t.journal, o, v, vlen, flags, expire, max(t.u64(offSeq), t.u64(o+chSeq))+1)
 	if oexp := t.u64(o+chExpire) != 0; oexp != (expire != 0) {
 		n := t.u64(offTTLItems)
 		if oexp {
@@ -585,8 +583,21 @@ func (t *table) journalRewrite(o uint32, v Value, vlen, flags uint32, expire int
 	}
 }
 
+// writeEntry writes a journal entry at j for an overwrite of item o.
+func (t *table) writeEntry(j, o uint32, v Value, vlen, flags uint32, expire int64, seq uint64) {
+	jh := (*[jValue]byte)(t.data[j : j+jValue])
+	put32j(jh, jTarget, o)
+	jh[jType] = uint8(v.typ)
+	put32j(jh, jFlags, flags)
+	put32j(jh, jValLen, vlen)
+	binary.LittleEndian.PutUint64(jh[jExpire:], uint64(expire))
+	binary.LittleEndian.PutUint64(jh[jSeq:], seq)
+	t.putValueAt(j+jValue, v)
+}
+
 // applyJournal writes the journal entry at j into item o (in
-// stateRewrite) and makes the item live again.
+// stateRewrite, or claimed) and makes the item live again. The sequence
+// number goes in one 8-byte store, after the value and before the state.
 func (t *table) applyJournal(o, j uint32) {
 	jh := (*[jValue]byte)(t.data[j : j+jValue])
 	c := t.hdr(o)
@@ -598,7 +609,7 @@ func (t *table) applyJournal(o, j uint32) {
 	copy(c[chExpire:chExpire+8], jh[jExpire:jExpire+8])
 	vo := t.valOff(o)
 	copy(t.data[vo:vo+vlen], t.data[j+jValue:j+jValue+vlen])
-	copy(c[chSeq:chSeq+8], jh[jSeq:jSeq+8])
+	binary.LittleEndian.PutUint64(c[chSeq:], binary.LittleEndian.Uint64(jh[jSeq:]))
 	c[chState] = stateLive
 }
 
