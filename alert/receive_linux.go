@@ -121,12 +121,15 @@ func (g *Group) sweep(partials map[proc.ID]*partial) {
 func (g *Group) handleMessage(ctx context.Context, msg []byte, partials map[proc.ID]*partial) (delivered int) {
 	var r record
 	for {
-		rest, err := decodeRecord(msg, &r)
+		// decodeRecord, with the slicing here (see parseRecord).
+		nameEnd, end, err := parseRecord(msg, &r)
 		if err != nil {
 			g.dropped.Add(1)
 			g.log.Error("alert: dropped record", "group", g.name, "err", err)
 			return
 		}
+		r.name, r.data = msg[headerSize:nameEnd], msg[nameEnd:end]
+		rest := msg[end:]
 		if g.handleRecord(ctx, &r, partials) {
 			delivered++
 		}
