@@ -92,8 +92,14 @@ func BenchmarkBroadcast(b *testing.B) {
 // ring and no other process involved, so that its cost can be compared
 // across changes on a noisy machine.
 func BenchmarkHandleMessage(b *testing.B) {
+	for _, reuse := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reuse=%v", reuse), func(b *testing.B) { benchHandleMessage(b, reuse) })
+	}
+}
+
+func benchHandleMessage(b *testing.B, reuse bool) {
 	var got int
-	g := join(b, testGroup(b), &Config{Handlers: map[string]HandlerFunc{
+	g := join(b, testGroup(b), &Config{ReuseAlerts: reuse, Handlers: map[string]HandlerFunc{
 		"b": func(ctx context.Context, a *Alert) { got++ },
 	}})
 	var msg []byte

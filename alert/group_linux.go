@@ -56,8 +56,17 @@ type Group struct {
 	_              cpu.CacheLinePad
 	sent, rejected atomic.Uint64 // written by senders
 	_              cpu.CacheLinePad
-	slab           []Alert // fresh Alerts for the receive goroutine; see newAlert
-	reused         Alert   // the one Alert of Config.ReuseAlerts
+	slab           *[alertSlab]Alert // fresh Alerts for the receive goroutine; see newAlert
+	slabUsed       int               // how many of slab are handed out
+	reused         Alert             // the one Alert of Config.ReuseAlerts
+	// current is the alertID of the Alert whose handler runs, or 0; see
+	// handling. Only the receive goroutine writes it.
+	current uintptr
+	// origins holds the receive goroutine's origin for each sender, and
+	// lastFrom the one it used last (alerts come in runs from one sender).
+	origins  map[proc.ID]*origin
+	lastFrom *origin
+	lastID   proc.ID
 	// last is the receive goroutine's last successful handler lookup,
 	// valid while tab is the current handler table.
 	last struct {

@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -453,11 +454,71 @@ func TestReplyAfterHandler(t *testing.T) {
 			g := join(t, group, &Config{ReuseAlerts: reuse, Default: func(ctx context.Context, a *Alert) { kept <- a }})
 			g.Send(context.Background(), g.PID(), "x", nil)
 			a := recv(t, kept)
-			waitFor(t, "handler return", func() bool { return a.done.Load() })
+			waitFor(t, "handler return", func() bool { return !g.handling(a) })
 			if err := a.Reply(context.Background(), "y", nil); !errors.Is(err, ErrNotInHandler) {
 				t.Fatalf("late reply: %v", err)
 			}
 		})
+	}
+}
+
+// Alerts kept past their handlers, more than one slab of them, stay
+// distinct and keep their Name and Sender, and none of them can Reply,
+// while a Reply inside a handler, also from a goroutine it waits for,
+// works.
+func TestKeptAlerts(t *testing.T) {
+	checkLeaks(t)
+	group := testGroup(t)
+	const n = 2*alertSlab + 5
+	kept := make(chan *Alert, n)
+	replied := make(chan error, n)
+	g := join(t, group, &Config{Default: func(ctx context.Context, a *Alert) {
+		var wg sync.WaitGroup
+		wg.Go(func() { replied <- a.Reply(ctx, "reply", nil) })
+		wg.Wait()
+		kept <- a
+	}})
+	g.Handle("reply", func(ctx context.Context, a *Alert) {})
+	ctx := context.Background()
+	for i := range n {
+		if err := g.Send(ctx, g.PID(), fmt.Sprintf("k%d", i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := make(map[*Alert]bool)
+	var all []*Alert
+	for range n {
+		a := recv(t, kept)
+		if err := recv(t, replied); err != nil {
+			t.Fatalf("reply from a goroutine the handler waited for: %v", err)
+		}
+		if seen[a] {
+			t.Fatalf("alert %q: *Alert handed out twice", a.Name)
+		}
+		seen[a] = true
+		all = append(all, a)
+	}
+	runtime.GC() // the slabs must survive as long as their Alerts are held
+	for i, a := range all {
+		if want := fmt.Sprintf("k%d", i); a.Name != want || a.Sender != g.PID() {
+			t.Errorf("kept alert %d: name %q sender %d, want %q %d", i, a.Name, a.Sender, want, g.PID())
+		}
+		waitFor(t, "handler return", func() bool { return !g.handling(a) })
+		if err := a.Reply(ctx, "reply", nil); !errors.Is(err, ErrNotInHandler) {
+			t.Fatalf("kept alert %d: late reply: %v", i, err)
+		}
+	}
+	var zero Alert
+	if err := zero.Reply(ctx, "x", nil); !errors.Is(err, ErrNotInHandler) {
+		t.Errorf("reply through a zero Alert: %v", err)
+	}
+}
+
+// A slab of Alerts fits its size class: that is what its length is for.
+func TestAlertSlabSize(t *testing.T) {
+	const class = 16 << 10
+	if size := unsafe.Sizeof(Alert{}) * alertSlab; size > class || size+unsafe.Sizeof(Alert{}) <= class {
+		t.Errorf("a slab of %d Alerts of %d bytes takes %d bytes; want the most that fit %d", alertSlab, unsafe.Sizeof(Alert{}), size, class)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // HandlerFunc handles one alert. It runs on the member's receive goroutine,
@@ -22,9 +23,18 @@ type Alert struct {
 	// Sender is the pid of the sending member.
 	Sender int
 
-	senderStart uint64
-	g           *Group
-	done        atomic.Bool
+	// from is shared by every alert of one sender, so that an Alert is 56
+	// bytes: the receiver allocates one per alert, and for small alerts
+	// those bytes set the pace of the garbage collector. Whether the
+	// handler still runs is not stored here either (see handling).
+	from *origin
+}
+
+// origin is a sender as the receiving member knows it: enough to reply
+// to that very process, even if its pid is reused later.
+type origin struct {
+	g     *Group
+	start uint64
 }
 
 // Message is an alert to send with SendMany.
@@ -39,11 +49,18 @@ type Message struct {
 // reply to a sender that has left or died returns an error wrapping
 // ErrNoMember, even if its pid has been reused since.
 func (a *Alert) Reply(ctx context.Context, name string, data []byte) error {
-	if a.done.Load() {
+	if a.from == nil || !a.from.g.handling(a) {
 		return ErrNotInHandler
 	}
-	return a.g.send(ctx, a.Sender, a.senderStart, name, data)
+	return a.from.g.send(ctx, a.Sender, a.from.start, name, data)
 }
+
+// alertID identifies the Alert whose handler runs. It is the Alert's
+// address, held as an integer: the receive goroutine stores it twice per
+// alert, and an integer store needs no write barrier. Comparing addresses
+// is sound because a caller asking about an Alert holds it, so the
+// garbage collector cannot have given its memory to another one.
+func alertID(a *Alert) uintptr { return uintptr(unsafe.Pointer(a)) }
 
 // handlerTable is immutable once published, so the receive goroutine reads
 // it with a single atomic load per alert.

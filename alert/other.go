@@ -53,6 +53,8 @@ func (g *Group) PID() int { return 0 }
 // Stats returns zero counters on systems other than Linux.
 func (g *Group) Stats() Stats { return Stats{} }
 
+func (g *Group) handling(a *Alert) bool { return false }
+
 func (g *Group) send(ctx context.Context, pid int, start uint64, name string, data []byte) error {
 	return errUnsupported
 }

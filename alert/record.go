@@ -60,11 +60,29 @@ func putHeader(b []byte, kind uint8, nameLen int, pid uint32, start uint64, tota
 // bytes after it: more whole records, or nothing (a chunk record is always
 // alone in its message). It never allocates; r's slices alias b. Every
 // length is checked against b before use, so a corrupt or hostile record
-// yields ErrMalformed, never a panic or a huge allocation. It fills r in
-// place because it runs once per received alert.
+// yields ErrMalformed, never a panic or a huge allocation.
 func decodeRecord(b []byte, r *record) (rest []byte, err error) {
+	nameEnd, end, err := parseRecord(b, r)
+	if err != nil {
+		return nil, err
+	}
+	r.name, r.data = b[headerSize:nameEnd], b[nameEnd:end]
+	if r.kind == recChunk {
+		return nil, nil
+	}
+	return b[end:], nil
+}
+
+// parseRecord is decodeRecord without the slices: it checks the record at
+// the start of b and fills r's integer fields; the name is
+// b[headerSize:nameEnd] and the data b[nameEnd:end], the last byte of a
+// chunk record's message. The receive loop, which runs it once per alert,
+// slices b itself: stores into its own r, on its stack, need none of the
+// write barriers that storing slices through a pointer costs while the
+// garbage collector marks.
+func parseRecord(b []byte, r *record) (nameEnd, end int, err error) {
 	if len(b) < headerSize {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
+		return 0, 0, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), headerSize)
 	}
 	r.kind = b[0]
 	n := int(b[1])
@@ -72,21 +90,17 @@ func decodeRecord(b []byte, r *record) (rest []byte, err error) {
 	r.start = binary.LittleEndian.Uint64(b[8:])
 	r.total = binary.LittleEndian.Uint32(b[16:])
 	r.offset = binary.LittleEndian.Uint32(b[20:])
-	end := headerSize + n + int(r.total) // cannot overflow: n < 256, total < 2^32
+	end = headerSize + n + int(r.total) // cannot overflow: n < 256, total < 2^32
 	// The common case, one valid whole record, is tested in one branch;
 	// malformed says what is wrong with anything else.
 	if r.kind == recWhole && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && r.offset == 0 && len(b) >= end {
-		r.name = b[headerSize : headerSize+n]
-		r.data = b[headerSize+n : end]
-		return b[end:], nil
+		return headerSize + n, end, nil
 	}
 	if r.kind == recChunk && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && len(b) > headerSize+n &&
 		uint64(r.offset)+uint64(len(b)-headerSize-n) <= uint64(r.total) {
-		r.name = b[headerSize : headerSize+n]
-		r.data = b[headerSize+n:]
-		return nil, nil
+		return headerSize + n, len(b), nil
 	}
-	return nil, malformed(b, r, n)
+	return 0, 0, malformed(b, r, n)
 }
 
 // malformed explains why the record header r, read from b, was refused.
