@@ -186,8 +186,15 @@ func Join(ctx context.Context, group string, cfg *Config) (*Group, error) {
 	// it), so anything there is garbage from a crashed Join of ours.
 	_ = mq.Remove(g.inboxName)
 	// The inbox sleeps as soon as it is empty: the receive goroutine does
-	// the spinning (see receive), yielding the core as it goes.
-	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg, Spin: -1, Lanes: c.Lanes})
+	// the spinning (see receive), yielding the core as it goes. So the
+	// inbox would fence its producers by default; a member that spins
+	// sleeps seldom and lets them skip the fence, one that does not
+	// would pay a membarrier per alert (see mq.Options.Fence).
+	fence := mq.FenceConsumer
+	if c.Spin < 0 {
+		fence = mq.FenceProducers
+	}
+	inbox, err := mq.Create(g.inboxName, c.InboxSize, &mq.Options{Mode: c.Mode, MaxMessage: g.maxMsg, Spin: -1, Lanes: c.Lanes, Fence: fence})
 	if err != nil {
 		return fail(fmt.Errorf("alert: create inbox: %w", err))
 	}

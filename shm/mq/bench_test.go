@@ -91,10 +91,20 @@ func BenchmarkProcesses(b *testing.B) {
 // BenchmarkPingPong measures a round trip between two goroutines through
 // two queues whose consumers do not spin, so that every message finds its
 // consumer going to sleep or asleep: the idle-to-busy wake-up, twice per
-// operation, including the consumer's membarrier before each sleep.
+// operation, with the producers fenced (the default for such consumers)
+// and with the consumers' membarrier before each sleep instead.
 func BenchmarkPingPong(b *testing.B) {
-	ping := createQ(b, 1<<16, &Options{Spin: -1})
-	pong, err := Create(ping.Name()+"-pong", 1<<16, &Options{Spin: -1})
+	for _, bc := range []struct {
+		name  string
+		fence Fence
+	}{{"producers", FenceProducers}, {"consumer", FenceConsumer}} {
+		b.Run("fence="+bc.name, func(b *testing.B) { benchPingPong(b, bc.fence) })
+	}
+}
+
+func benchPingPong(b *testing.B, fence Fence) {
+	ping := createQ(b, 1<<16, &Options{Spin: -1, Fence: fence})
+	pong, err := Create(ping.Name()+"-pong", 1<<16, &Options{Spin: -1, Fence: fence})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -34,6 +35,8 @@ func (memPlatform) wake(*uint32, int) {}
 // membarrier proves nothing to the race detector, so their producers
 // always fence.
 func (memPlatform) register() bool { return false }
+
+func (memPlatform) yield() { runtime.Gosched() }
 
 func (memPlatform) barrier() bool { return true }
 

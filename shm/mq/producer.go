@@ -96,8 +96,10 @@ func (p *producer) use(i int) error {
 	// Before the first header store of ours and before raising high, so
 	// that a consumer that has not seen the flag cannot have missed one
 	// of our records either (see ring.fenceFree). The shared lane takes
-	// the fenced path always.
-	ff := plainStores && i != 0 && r.plat.register()
+	// the fenced path always, and so does every lane of a consumer that
+	// asked for it (Options.Fence): a hint, read once, since either
+	// choice is correct whatever the consumer does later.
+	ff := plainStores && i != 0 && atomic.LoadUint32(r.fence) == 0 && r.plat.register()
 	if i != 0 {
 		var v uint32
 		if ff {

@@ -39,7 +39,33 @@ type Options struct {
 	// few microseconds of latency. 0 means DefaultSpin; a negative value
 	// means sleep at once. Only Create uses it.
 	Spin time.Duration
+	// Fence says who pays for the order that keeps a producer from
+	// missing the consumer's sleep: each producer, with a locked
+	// instruction per send (a few nanoseconds), or the consumer, with a
+	// membarrier system call each time it goes to sleep, which
+	// interrupts every CPU running a producer (a few microseconds, tens
+	// on some virtual machines). The zero value, FenceAuto, makes the
+	// producers pay if Spin is negative (the consumer sleeps after most
+	// messages, so a barrier per sleep would add to their latency) and
+	// the consumer otherwise. Only Create uses it, and it applies to
+	// producers as they lease their lanes (at their first send).
+	Fence Fence
 }
+
+// Fence is the choice of Options.Fence.
+type Fence int
+
+const (
+	// FenceAuto fences producers if and only if Options.Spin is negative.
+	FenceAuto Fence = iota
+	// FenceProducers makes every producer keep the fence: for consumers
+	// that sleep often.
+	FenceProducers
+	// FenceConsumer lets producers on amd64 skip it, the consumer issuing
+	// a membarrier before it sleeps: for consumers that seldom sleep
+	// (they keep busy, or spin before sleeping, as alert's do).
+	FenceConsumer
+)
 
 // Stats are a Queue's counters.
 type Stats struct {
@@ -240,7 +266,7 @@ func (q *Queue) SendBatch(ctx context.Context, msgs [][]byte) (int, error) {
 }
 
 // waitTries is how many times a send finding its lane full retries,
-// yielding, before it sleeps on the lane's futex.
+// yielding the core, before it sleeps on the lane's futex.
 const waitTries = 4
 
 // send appends msgs (or, if gather, the one message made of the parts
@@ -303,7 +329,11 @@ func (q *Queue) send(ctx context.Context, msgs [][]byte, gather bool, total int,
 			return sent, err
 		}
 		if i <= waitTries {
-			runtime.Gosched()
+			// Give the core away rather than only this goroutine's turn:
+			// on a busy machine the consumer that would make room may be
+			// waiting for this very core, and a futex sleep costs the
+			// consumer a wake-up and this thread its P (see docs/mq.md).
+			q.r.plat.yield()
 			continue
 		}
 		if stop == nil && ctx.Done() != nil {

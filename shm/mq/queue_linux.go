@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"github.com/procwire/procwire/shm"
 )
@@ -20,6 +21,16 @@ func (o *Options) norm() (Options, error) {
 	}
 	if n.Spin == 0 {
 		n.Spin = DefaultSpin
+	}
+	switch n.Fence {
+	case FenceAuto:
+		n.Fence = FenceConsumer
+		if n.Spin < 0 {
+			n.Fence = FenceProducers
+		}
+	case FenceProducers, FenceConsumer:
+	default:
+		return n, fmt.Errorf("mq: unknown Fence %d", n.Fence)
 	}
 	if n.MaxMessage < 0 {
 		return n, fmt.Errorf("mq: negative MaxMessage %d", n.MaxMessage)
@@ -146,6 +157,11 @@ func newOSQueue(seg *shm.Segment, o Options, consumer bool) (*Queue, error) {
 		if err := r.claimOwner(); err != nil {
 			return nil, fmt.Errorf("%w (queue %s)", err, name)
 		}
+		var v uint32
+		if o.Fence == FenceProducers {
+			v = 1
+		}
+		atomic.StoreUint32(r.fence, v)
 	}
 	return newQueue(r, name, consumer, maxMsg, o.Spin, seg.Close), nil
 }

@@ -32,6 +32,7 @@ const (
 	offOwner     = 256 // uint64 consumer identity: pid<<42 | start time
 	offHigh      = 264 // uint32 lanes the consumer scans: 1 + highest lane ever leased
 	offTakeovers = 272 // uint64 lanes taken over from dead producers, over the queue's life
+	offFence     = 384 // uint32 the consumer's hint: 1 asks producers leasing a lane to keep the store-load fence
 	headerSize   = 512 // the lane table starts here
 
 	// Lane control block, one per lane, laneSize bytes each.
@@ -90,6 +91,9 @@ type platform interface {
 	// barrier executes a full memory barrier in every running thread of
 	// every process that register readied, and reports whether it did.
 	barrier() bool
+	// yield gives the processor core to another runnable thread, of any
+	// process, if there is one.
+	yield()
 }
 
 // ident identifies a process: pid and start time (clock ticks since boot).
@@ -135,6 +139,7 @@ type ring struct {
 
 	wake             *uint32
 	high             *uint32
+	fence            *uint32
 	owner, takeovers *uint64
 	lanes            []lane
 
@@ -316,6 +321,7 @@ func newRing(data []byte, plat platform, self ident, reserve func(off, n int64) 
 	r.high = r.u32(offHigh)
 	r.owner = r.u64(offOwner)
 	r.takeovers = r.u64(offTakeovers)
+	r.fence = r.u32(offFence)
 	r.lanes = make([]lane, r.nlanes)
 	rings := ringsAt(g.lanes)
 	for i := range r.lanes {

@@ -15,16 +15,32 @@ import (
 // every message is published, at every point of the way in turn. Every
 // wake-up must come from the producer: a sleep that runs into its
 // one-second safety timeout with a message ready (lateWakes) is a lost
-// wake-up, and 30 such would trip the test's watchdog. In a build with
-// plain stores (amd64, no race detector) the producer takes the
-// fence-free path and the consumer's membarrier is what keeps the
-// wake-ups; elsewhere the producer fences.
+// wake-up, and 30 such would trip the test's watchdog. It runs with both
+// choices of Options.Fence: with FenceConsumer, in a build with plain
+// stores (amd64, no race detector), the producer takes the fence-free
+// path and the consumer's membarrier is what keeps the wake-ups; with
+// FenceProducers, or elsewhere, the producer fences.
 func TestNoLostWakeup(t *testing.T) {
-	n := 100_000
-	if testing.Short() {
-		n = 10_000
+	for _, tc := range []struct {
+		name  string
+		fence Fence
+		n     int
+	}{
+		{"consumer", FenceConsumer, 100_000},
+		{"producers", FenceProducers, 20_000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.n
+			if testing.Short() {
+				n /= 10
+			}
+			testNoLostWakeup(t, tc.fence, n)
+		})
 	}
-	q := createQ(t, 1<<16, &Options{Spin: -1})
+}
+
+func testNoLostWakeup(t *testing.T, fence Fence, n int) {
+	q := createQ(t, 1<<16, &Options{Spin: -1, Fence: fence})
 	ackName := q.Name() + ".ack"
 	ack, err := shm.Create(ackName, 8, nil)
 	if err != nil {
@@ -51,8 +67,8 @@ func TestNoLostWakeup(t *testing.T) {
 		t.Fatalf("producer: %v", err)
 	}
 	// The child leased lane 1, the first free one.
-	if f := atomic.LoadUint32(q.r.lanes[1].fast); f != 0 != plainStores {
-		t.Errorf("lane fence flag %d with plainStores %v", f, plainStores)
+	if f, want := atomic.LoadUint32(q.r.lanes[1].fast) != 0, plainStores && fence == FenceConsumer; f != want {
+		t.Errorf("lane marked fence-free: %v, want %v (plainStores %v, fence %v)", f, want, plainStores, fence)
 	}
 	t.Logf("%d messages: the consumer went to sleep %d times and slept %d times", n, q.r.naps, q.r.sleeps)
 	if q.r.naps < n/10 {
