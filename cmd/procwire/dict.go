@@ -83,8 +83,8 @@ func runDict(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "capacity %d\nshards %d\nheap %d\nfree %d\nitems %d\nevictions %d\nrecoveries %d\nresets %d\ndropped %d\n",
-			st.Capacity, st.Shards, st.Heap, st.Free, st.Items, st.Evictions, st.Recoveries, st.Resets, st.Dropped)
+		fmt.Fprintf(stdout, "capacity %d\nshards %d\nheap %d\nfree %d\nitems %d\nevictions %d\nrecoveries %d\nresets %d\ndropped %d\ndead-claims %d\n",
+			st.Capacity, st.Shards, st.Heap, st.Free, st.Items, st.Evictions, st.Recoveries, st.Resets, st.Dropped, st.DeadClaims)
 		return nil
 	case "check":
 		if err := d.Check(); err != nil {

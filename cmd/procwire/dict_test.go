@@ -45,7 +45,7 @@ func TestDictVerb(t *testing.T) {
 	}
 	var stdout bytes.Buffer
 	run(context.Background(), []string{"dict", name, "stats"}, &stdout, &bytes.Buffer{})
-	if !strings.Contains(stdout.String(), "capacity 65536\n") || !strings.Contains(stdout.String(), "items 2\n") {
+	if !strings.Contains(stdout.String(), "capacity 65536\n") || !strings.Contains(stdout.String(), "items 2\n") || !strings.Contains(stdout.String(), "dead-claims 0\n") {
 		t.Errorf("stats: %q", stdout.String())
 	}
 }
