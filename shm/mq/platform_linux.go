@@ -3,6 +3,7 @@
 package mq
 
 import (
+	"runtime"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -31,12 +32,18 @@ func (osPlatform) wake(addr *uint32, n int) { _, _ = futex.Wake(addr, n) }
 
 func (osPlatform) register() bool { return registerBarrier() }
 
-// yield calls sched_yield as a raw system call, as the runtime's own spin
-// loops do: the thread stays runnable and keeps its P, so the scheduler
-// neither hands the P to another thread when the yield lasts (a time slice
-// on a busy machine) nor has to find one again afterwards. That hand-off
-// is what made an ordinary system call here no cheaper than a futex sleep.
-func (osPlatform) yield() { unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0) }
+// yield first lets this process's other goroutines run (the consumer may
+// be one of them, on this very P), then gives the core away with
+// sched_yield, made as a raw system call as the runtime's own spin loops
+// make it: the thread stays runnable and keeps its P, so the scheduler
+// neither hands the P to another thread when the yield lasts (a time
+// slice on a busy machine) nor has to find one again afterwards. That
+// hand-off is what made an ordinary system call here no cheaper than a
+// futex sleep.
+func (osPlatform) yield() {
+	runtime.Gosched()
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+}
 
 func (osPlatform) barrier() bool { return globalBarrier() }
 
