@@ -158,7 +158,7 @@ func TestAllocateNoSpace(t *testing.T) {
 	if err := unix.Statfs(Dir, &fs); err != nil {
 		t.Fatal(err)
 	}
-	total := int64(fs.Blocks) * fs.Bsize
+	total := int64(fs.Blocks) * int64(fs.Bsize)
 	if fs.Blocks == 0 || total+1<<30 > maxDataSize {
 		t.Skipf("%s has no size limit below %d bytes", Dir, int64(maxDataSize))
 	}
