@@ -25,8 +25,9 @@
 // that lane: header + lanes in use × capacity, never more than
 // (Lanes+1) × capacity. A queue with the default 16 lanes and one
 // producer takes one ring. A lane's memory is reserved (fallocate) when
-// it is leased, so a full /dev/shm makes that first send fail with
-// ErrNoSpace, never a crash later; the lane's memory stays reserved for
+// it is leased, so a full /dev/shm makes that first send use the shared
+// lane instead or, if that has no memory either, fail with ErrNoSpace,
+// never a crash later; the lane's memory stays reserved for
 // the next producer until the queue is removed.
 //
 // Guarantees:

@@ -30,7 +30,8 @@ var (
 	ErrIncompatible = errors.New("mq: incompatible queue")
 	// ErrNoSpace is returned by a Queue's first send when there is no
 	// shared memory left (in /dev/shm) for the ring of the lane it
-	// leases; the error also wraps shm.ErrNoSpace. The lane is given back
-	// and a later send tries again.
+	// leases, nor for the shared lane it then falls back to; the error
+	// also wraps shm.ErrNoSpace. The lane is given back and a later send
+	// tries again.
 	ErrNoSpace = errors.New("mq: no shared memory left for a lane")
 )

@@ -48,9 +48,11 @@ func newProducer(r *ring) *producer {
 }
 
 // lease gives the producer a lane: a free dedicated lane, else one whose
-// producer died, else the shared lane 0. If the lane's ring cannot be
-// reserved it gives the lane back and returns an error wrapping
-// ErrNoSpace; a later send tries again.
+// producer died, else the shared lane 0. If a dedicated lane's ring
+// cannot be reserved it gives the lane back and falls back to lane 0,
+// which needs no more memory if another producer uses it already; if
+// that fails too it returns an error wrapping ErrNoSpace, and a later
+// send tries again.
 func (p *producer) lease() error {
 	r := p.r
 	me := packOwner(r.self)
@@ -76,11 +78,15 @@ func (p *producer) lease() error {
 				}
 				atomic.AddUint64(r.takeovers, 1)
 			}
-			if err := p.use(i); err != nil {
-				atomic.CompareAndSwapUint64(l.owner, me, 0)
-				return err
+			err := p.use(i)
+			if err == nil {
+				return nil
 			}
-			return nil
+			atomic.CompareAndSwapUint64(l.owner, me, 0)
+			if p.use(0) == nil {
+				return nil
+			}
+			return err
 		}
 	}
 	return p.use(0)

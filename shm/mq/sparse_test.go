@@ -10,8 +10,9 @@ import (
 )
 
 // TestReserveFails: a lane whose ring cannot be reserved is given back,
-// the send fails with ErrNoSpace (and shm.ErrNoSpace), nothing is
-// touched, and a later send tries again.
+// the producer falls back to the shared lane, and if that cannot be
+// reserved either the send fails with ErrNoSpace (and shm.ErrNoSpace),
+// nothing is touched, and a later send tries again.
 func TestReserveFails(t *testing.T) {
 	const capacity = 4096
 	m := newMemLanes(t, capacity, 0, 1)
@@ -39,11 +40,12 @@ func TestReserveFails(t *testing.T) {
 	if !errors.Is(err, ErrNoSpace) || !errors.Is(err, shm.ErrNoSpace) {
 		t.Fatalf("Send without memory for the lane = %v, want ErrNoSpace", err)
 	}
-	if owner(1) != 0 || flag(1) != 0 || p2.Stats().Lane != -1 {
-		t.Fatalf("after the failed lease: owner %#x, flag %d, Stats.Lane %d; want the lane free", owner(1), flag(1), p2.Stats().Lane)
+	if owner(1) != 0 || flag(1) != 0 || flag(0) != 0 || p2.Stats().Lane != -1 {
+		t.Fatalf("after the failed lease: owner %#x, flags %d %d, Stats.Lane %d; want the lanes free", owner(1), flag(1), flag(0), p2.Stats().Lane)
 	}
-	if want := (call{int64(ringsAt(1)) + capacity, capacity}); len(calls) != 1 || calls[0] != want {
-		t.Fatalf("reserve calls %v, want [%v]", calls, want)
+	lane1, lane0 := call{int64(ringsAt(1)) + capacity, capacity}, call{int64(ringsAt(1)), capacity}
+	if len(calls) != 2 || calls[0] != lane1 || calls[1] != lane0 {
+		t.Fatalf("reserve calls %v, want [%v %v] (the dedicated lane, then the shared one)", calls, lane1, lane0)
 	}
 	if err := p2.TrySend([]byte("a")); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("TrySend = %v, want ErrNoSpace", err)
@@ -122,5 +124,44 @@ func TestTakeoverReserves(t *testing.T) {
 	}
 	if b, err := c.Receive(ctx); err != nil || string(b) != "after the takeover" {
 		t.Fatalf("Receive = %q, %v", b, err)
+	}
+}
+
+// TestReserveFallsBack: a producer whose dedicated lane cannot be
+// reserved sends through the shared lane when that one is reserved
+// already, and keeps it; the dedicated lane stays free and untouched.
+func TestReserveFallsBack(t *testing.T) {
+	const capacity = 4096
+	m := newMemLanes(t, capacity, 0, 1)
+	lane1 := int64(ringsAt(1)) + capacity
+	m.reserve = func(off, n int64) error {
+		if off == lane1 {
+			return fmt.Errorf("shm: allocate test: %w", shm.ErrNoSpace)
+		}
+		return nil
+	}
+	c := m.queue(1, true)
+	ctx := ctxT(t)
+	if err := c.r.reserveLane(0); err != nil {
+		t.Fatal(err)
+	}
+	p := m.queue(2, false)
+	for _, msg := range []string{"a", "b"} {
+		if err := p.Send(ctx, []byte(msg)); err != nil {
+			t.Fatalf("Send(%q) = %v, want it through the shared lane", msg, err)
+		}
+	}
+	if lane := p.Stats().Lane; lane != 0 {
+		t.Fatalf("Stats.Lane %d, want 0", lane)
+	}
+	if o, f := atomic.LoadUint64(c.r.lanes[1].owner), atomic.LoadUint32(c.r.lanes[1].reserved); o != 0 || f != 0 {
+		t.Fatalf("dedicated lane: owner %#x, flag %d; want it free", o, f)
+	}
+	var got []string
+	if _, err := c.TryReceiveBatch(func(b []byte) { got = append(got, string(b)) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0] != "a" || got[1] != "b" {
+		t.Fatalf("received %q, want [a b]", got)
 	}
 }
