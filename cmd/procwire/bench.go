@@ -8,10 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	alertbench "github.com/procwire/procwire/alert/bench"
 	"github.com/procwire/procwire/bench"
 	"github.com/procwire/procwire/conf"
 	"github.com/procwire/procwire/jsonipc"
@@ -20,22 +22,37 @@ import (
 func init() {
 	register(command{
 		name:    "bench",
-		summary: "measure the JSON IPC server across processes and print a table",
+		summary: "measure procwire across processes (JSON IPC, dict, mq, sem, alerts) and print a table",
 		run:     runBench,
 	})
 }
 
+// benchParts are the parts of `procwire bench`, in the table's order.
+var benchParts = []string{"jsonipc", "dict", "mq", "sem", "alert"}
+
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", "[--socket PATH] [--duration D] [--sizes LIST] [--inflight N]", stderr)
-	socket := fs.String("socket", "", "measure the server at this `path` (default: start `procwire serve` as a child process on a private socket)")
+	if len(args) > 0 && args[0] == "helper" { // started by the dict and mq rows
+		return bench.Helper(ctx, args[1:], os.Stdin, stdout)
+	}
+	fs := newFlags("bench", "[--only LIST] [--socket PATH] [--duration D] [--sizes LIST] [--inflight N]", stderr)
+	only := fs.String("only", strings.Join(benchParts, ","), "comma-separated `parts` to measure")
+	socket := fs.String("socket", "", "measure the JSON IPC server at this `path` (default: start `procwire serve` as a child process on a private socket)")
 	duration := fs.Duration("duration", 2*time.Second, "measured `time` per row, after a 100ms warm-up")
-	sizes := fs.String("sizes", "1K,5K,10K,20K,100K", "comma-separated echo payload `sizes` for the round-trip rows")
-	inflight := fs.Int("inflight", 64, "requests in flight for the pipelined row")
+	sizes := fs.String("sizes", "1K,5K,10K,20K,100K", "comma-separated echo payload `sizes` for the JSON IPC round-trip rows")
+	inflight := fs.Int("inflight", 64, "requests in flight for the pipelined JSON IPC row")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	parts := map[string]bool{}
+	for _, p := range strings.Split(*only, ",") {
+		p = strings.TrimSpace(p)
+		if !slices.Contains(benchParts, p) {
+			return usageErr("unknown --only part %q (want some of %s)", p, strings.Join(benchParts, ", "))
+		}
+		parts[p] = true
 	}
 	opts := &bench.Options{Duration: *duration, InFlight: *inflight}
 	for _, s := range strings.Split(*sizes, ",") {
@@ -46,18 +63,45 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		opts.Sizes = append(opts.Sizes, int(n))
 	}
 
-	if *socket == "" {
-		path, stop, err := startChildServer(ctx, stderr)
-		if err != nil {
-			return err
+	var rs []bench.Result
+	run := func(part string, measure func() ([]bench.Result, error)) error {
+		if !parts[part] || ctx.Err() != nil {
+			return ctx.Err()
 		}
-		defer stop()
-		*socket = path
-		fmt.Fprintf(stdout, "server: `procwire serve` in a child process on %s\n", path)
-	} else {
-		fmt.Fprintf(stdout, "server: %s\n", *socket)
+		r, err := measure()
+		rs = append(rs, r...)
+		return err
 	}
-	rs, err := bench.JSONIPC(ctx, *socket, opts)
+	err := run("jsonipc", func() ([]bench.Result, error) {
+		path := *socket
+		if path == "" {
+			p, stop, err := startChildServer(ctx, stderr)
+			if err != nil {
+				return nil, err
+			}
+			defer stop()
+			path = p
+			fmt.Fprintf(stdout, "server: `procwire serve` in a child process on %s\n", path)
+		} else {
+			fmt.Fprintf(stdout, "server: %s\n", path)
+		}
+		return bench.JSONIPC(ctx, path, opts)
+	})
+	helper := bench.SelfCommand("bench", "helper")
+	if err == nil {
+		err = run("dict", func() ([]bench.Result, error) { return bench.Dict(ctx, helper, opts) })
+	}
+	if err == nil {
+		err = run("mq", func() ([]bench.Result, error) { return bench.MQ(ctx, helper, opts) })
+	}
+	if err == nil {
+		err = run("sem", func() ([]bench.Result, error) { return bench.Sem(ctx, opts) })
+	}
+	if err == nil {
+		err = run("alert", func() ([]bench.Result, error) {
+			return bench.Alerts(ctx, alertbench.SelfSpawn("alert", "bench-member"), opts)
+		})
+	}
 	if werr := bench.WriteTable(stdout, rs); err == nil {
 		err = werr
 	}
