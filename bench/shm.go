@@ -175,7 +175,7 @@ func Dict(ctx context.Context, command Command, opts *Options) ([]Result, error)
 	if err != nil {
 		return out, fmt.Errorf("dict two processes: %w", err)
 	}
-	other, err := h.result()
+	other, err := h.result(ctx, o.Warmup+o.Duration+10*time.Second)
 	if err != nil {
 		return out, fmt.Errorf("dict two processes: %w", err)
 	}
@@ -425,7 +425,7 @@ func startHelper(ctx context.Context, command Command, args ...string) (*helper,
 		return nil, fmt.Errorf("starting a helper process: %w", err)
 	}
 	h := &helper{cmd: cmd, in: in, out: bufio.NewReader(out), exited: make(chan error, 1)}
-	line, err := h.line(ctx)
+	line, err := h.line(ctx, 10*time.Second)
 	if err != nil || line != "ready" {
 		h.stop()
 		return nil, fmt.Errorf("helper %v did not get ready: %q, %v", args, line, err)
@@ -433,9 +433,9 @@ func startHelper(ctx context.Context, command Command, args ...string) (*helper,
 	return h, nil
 }
 
-// line reads the helper's next line, giving up when ctx ends or after a
-// generous safety timeout.
-func (h *helper) line(ctx context.Context) (string, error) {
+// line reads the helper's next line, giving up (and killing the helper)
+// when ctx ends or after timeout.
+func (h *helper) line(ctx context.Context, timeout time.Duration) (string, error) {
 	type read struct {
 		s   string
 		err error
@@ -451,9 +451,9 @@ func (h *helper) line(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		h.kill()
 		return "", ctx.Err()
-	case <-time.After(time.Minute):
+	case <-time.After(timeout):
 		h.kill()
-		return "", errors.New("no answer in a minute")
+		return "", fmt.Errorf("no answer in %v", timeout)
 	}
 }
 
@@ -462,9 +462,10 @@ func (h *helper) send(format string, args ...any) error {
 	return err
 }
 
-// result reads the helper's "ops N" report.
-func (h *helper) result() (int64, error) {
-	line, err := h.line(context.Background())
+// result reads the helper's "ops N" report, which comes after its
+// measured time, within timeout.
+func (h *helper) result(ctx context.Context, timeout time.Duration) (int64, error) {
+	line, err := h.line(ctx, timeout)
 	if err != nil {
 		return 0, err
 	}

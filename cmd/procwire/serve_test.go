@@ -161,7 +161,7 @@ func TestServeRefusesLiveSocket(t *testing.T) {
 func TestBenchAgainstRunningServer(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "p.sock")
 	startServe(t, "--socket", path)
-	code, stdout, stderr := runCLI("bench", "--socket", path, "--duration", "30ms", "--sizes", "100,1K", "--inflight", "2")
+	code, stdout, stderr := runCLI("bench", "--only", "jsonipc", "--socket", path, "--duration", "30ms", "--sizes", "100,1K", "--inflight", "2")
 	if code != 0 {
 		t.Fatalf("bench: exit %d, stderr %q", code, stderr)
 	}
