@@ -430,15 +430,8 @@ var claimHoldValue = String(strings.Repeat("n", 100))
 // the lock (storing a deleted key) is recovered from while the other
 // one claims.
 func TestClaimKillStress(t *testing.T) {
-	name := testName(t)
-	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for _, k := range flipKeys {
-		d.Set(k, flipValues[0], 0, 0)
-	}
+	name, d := openFlipDict(t)
+	var err error // of the reads below
 	kills := 100
 	if testing.Short() {
 		kills = 30
@@ -571,15 +564,7 @@ func TestClaimContention(t *testing.T) {
 	if !peekReads {
 		t.Skip("claims need amd64")
 	}
-	name := testName(t)
-	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
-	for _, k := range flipKeys {
-		d.Set(k, flipValues[0], 0, 0)
-	}
+	name, d := openFlipDict(t)
 	type child struct {
 		wait  func() error
 		close func() error
@@ -597,7 +582,7 @@ func TestClaimContention(t *testing.T) {
 		ops = 100_000
 	}
 	buf := make([]byte, 0, 128)
-	var failed error
+	var err, failed error
 	for i := 0; i < ops && failed == nil; i++ {
 		k := flipKeys[i%len(flipKeys)]
 		if i%4 == 0 {

@@ -217,19 +217,30 @@ func TestCrashKill(t *testing.T) {
 	}
 }
 
-// TestInPlaceReads has a child process overwrite keys in place as fast as
-// it can while this one reads them, without the lock where it may: every
-// value read must be whole, never part of one and part of the next.
-func TestInPlaceReads(t *testing.T) {
+// openFlipDict opens a dictionary for the tests that overwrite flipKeys
+// from several processes, with every key holding flipValues[0]; the
+// dictionary is closed when the test ends.
+func openFlipDict(t *testing.T) (string, *Dict) {
+	t.Helper()
 	name := testName(t)
 	d, err := Open(name, 1<<20, &Options{Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer d.Close()
+	t.Cleanup(func() { d.Close() })
 	for _, k := range flipKeys {
-		d.Set(k, flipValues[0], 0, 0)
+		if _, err := d.Set(k, flipValues[0], 0, 0); err != nil {
+			t.Fatal(err)
+		}
 	}
+	return name, d
+}
+
+// TestInPlaceReads has a child process overwrite keys in place as fast as
+// it can while this one reads them, without the lock where it may: every
+// value read must be whole, never part of one and part of the next.
+func TestInPlaceReads(t *testing.T) {
+	name, d := openFlipDict(t)
 	cmd, stdin, out := startChild(t, "flip", name)
 	if line, err := out.ReadString('\n'); line != "flipping\n" {
 		t.Fatalf("child: %q, %v", line, err)
@@ -241,6 +252,7 @@ func TestInPlaceReads(t *testing.T) {
 	buf := make([]byte, 0, 128)
 	seen := map[byte]bool{}
 	for i := 0; i < reads; i++ {
+		var err error
 		buf, _, _, err = d.GetBytes(flipKeys[i%len(flipKeys)], buf[:0])
 		if err == nil {
 			err = checkFlip(buf)
