@@ -132,3 +132,17 @@ func TestAllToAllSmoke(t *testing.T) {
 		t.Fatalf("round trip %+v", l)
 	}
 }
+
+func TestBatchFor(t *testing.T) {
+	for _, tc := range []struct{ size, want int }{
+		{10, DefaultBatch},
+		{1 << 10, DefaultBatch},
+		{10 << 10, 50}, // 512 KiB / (10 KiB + 64)
+		{1 << 20, 1},   // bigger than half a lane: one per call
+		{alert.DefaultInboxSize, 1},
+	} {
+		if got := BatchFor(tc.size); got != tc.want {
+			t.Errorf("BatchFor(%d) = %d, want %d", tc.size, got, tc.want)
+		}
+	}
+}

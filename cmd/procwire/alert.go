@@ -113,7 +113,7 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		duration := fs.Duration("duration", 3*time.Second, "measured time (after a 100ms warm-up)")
 		rtt := fs.Bool("rtt", false, "measure Send+Reply round trip between 2 members instead")
 		spin := fs.Duration("spin", 0, "receivers' spin before sleeping (0: default, negative: off)")
-		batch := fs.Int("batch", 0, "alerts per call to each destination: 1 means one Send per alert, N>1 one SendMany of N (0: 256)")
+		batch := fs.Int("batch", 0, "alerts per call to each destination: 1 means one Send per alert, N>1 one SendMany of N (0: 256, fewer for large alerts: at most half an inbox lane per call)")
 		reuse := fs.Bool("reuse", false, "members' handlers get one reused *Alert (alert.Config.ReuseAlerts)")
 		if err := fs.Parse(args); err != nil {
 			return err
@@ -137,7 +137,7 @@ func runAlert(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		how := "one Send per alert"
-		if b := cmp.Or(*batch, bench.DefaultBatch); b > 1 {
+		if b := cmp.Or(*batch, bench.BatchFor(*size)); b > 1 {
 			how = fmt.Sprintf("SendMany of %d per destination", b)
 		}
 		if *reuse {
