@@ -59,7 +59,10 @@ func (g *Group) Broadcast(ctx context.Context, name string, data []byte) error {
 // len(msgs) only with an error, one of Send's. The limits are checked for
 // every alert before any is sent. A pack is accepted or refused whole, so
 // under the Fail policy a full inbox refuses the alerts of the pack that
-// did not fit, and none after them.
+// did not fit, and none after them. A call that carries more than the
+// destination's inbox holds from one sender (Config.InboxSize) waits for
+// the receiver in its middle; for large alerts, calls of at most half of
+// that keep several destinations busy at once.
 func (g *Group) SendMany(ctx context.Context, pid int, msgs []Message) (int, error) {
 	for i, m := range msgs {
 		if err := checkAlert(m.Name, len(m.Data)); err != nil {
