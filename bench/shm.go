@@ -202,6 +202,9 @@ func MQ(ctx context.Context, command Command, opts *Options) ([]Result, error) {
 }
 
 func mqRow(ctx context.Context, command Command, o Options, name string, producers, size int) (Result, error) {
+	// A producer that dies would leave the consumer waiting: bound the row.
+	ctx, cancel := context.WithTimeout(ctx, o.Warmup+o.Duration+30*time.Second)
+	defer cancel()
 	q, err := mq.Create(name, mqCapacity, nil)
 	if err != nil {
 		return Result{}, err
