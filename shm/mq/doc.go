@@ -52,7 +52,17 @@
 //     message before returning it.
 //   - The consumer sleeps on a futex when every lane is empty, and
 //     producers make the wake-up system call only when it sleeps.
-//     Producers waiting for room sleep on a futex too.
+//     Producers waiting for room first yield the core a few times (the
+//     consumer that would make room may be waiting for it), then sleep on
+//     a futex too.
+//
+// Who pays for the order that keeps a wake-up from being lost is the
+// consumer's choice (Options.Fence): on amd64 producers may skip a fence
+// per send if the consumer issues a membarrier system call each time it
+// goes to sleep. That suits consumers that are busy or spin before
+// sleeping (the default); a consumer that sleeps after most messages
+// (negative Spin) makes its producers fence instead, since a membarrier
+// per sleep would add to every message's latency.
 //
 // The byte layout and the protocols, with the argument for why no wake-up
 // is lost, are described in docs/mq.md.
