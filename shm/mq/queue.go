@@ -443,7 +443,7 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		}
 		q.blocked.Add(1)
 		if !q.closed.Load() {
-			r.sleep()
+			r.sleep(ctx)
 		}
 		q.blocked.Add(-1)
 	}

@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"math/bits"
@@ -582,19 +583,22 @@ const maxSleep = time.Second
 // consumer may miss a wake-up, so it looks again this often.
 const unfencedSleep = time.Millisecond
 
-// sleep blocks the consumer until a producer publishes, maxSleep passes
-// or interrupt is called. Setting the wake flag before the last look at
-// the lanes pairs with the producers' publish-then-load, so no wake-up is
-// lost: for producers that skip the fence between the two, the consumer's
-// membarrier supplies it.
-func (r *ring) sleep() {
+// sleep blocks the consumer until a producer publishes, maxSleep passes,
+// ctx ends or interrupt is called. Setting the wake flag before the last
+// look at the lanes pairs with the producers' publish-then-load, so no
+// wake-up is lost: for producers that skip the fence between the two, the
+// consumer's membarrier supplies it. The same store, before the look at
+// ctx, pairs with interrupt's clearing of the flag when ctx ends: either
+// the look sees the end, or the clear comes after the store and the wait
+// returns.
+func (r *ring) sleep(ctx context.Context) {
 	r.naps++
 	atomic.StoreUint32(r.wake, 1)
 	timeout := maxSleep
 	if r.fenceFree() && !r.plat.barrier() {
 		timeout = unfencedSleep
 	}
-	if r.ready() {
+	if r.ready() || ctx.Err() != nil {
 		atomic.StoreUint32(r.wake, 0)
 		return
 	}

@@ -1,6 +1,7 @@
 package mq
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,7 +54,7 @@ func TestSleepBarrier(t *testing.T) {
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				r.sleep()
+				r.sleep(context.Background())
 			}()
 			select {
 			case got := <-plat.timeouts:
