@@ -49,16 +49,21 @@ func newProducer(r *ring) *producer {
 
 // lease gives the producer a lane: a free dedicated lane, else one whose
 // producer died, else the shared lane 0. If a dedicated lane's ring
-// cannot be reserved it gives the lane back and falls back to lane 0,
-// which needs no more memory if another producer uses it already; if
-// that fails too it returns an error wrapping ErrNoSpace, and a later
-// send tries again.
+// cannot be reserved it gives the lane back and looks on, among the lanes
+// whose rings are reserved already, then falls back to lane 0, which
+// needs no more memory if another producer uses it already; if that
+// fails too it returns an error wrapping ErrNoSpace, and a later send
+// tries again.
 func (p *producer) lease() error {
 	r := p.r
 	me := packOwner(r.self)
+	var noSpace error // a dedicated lane's ring could not be reserved
 	for pass := range 2 {
 		for i := 1; i < r.nlanes; i++ {
 			l := &r.lanes[i]
+			if noSpace != nil && atomic.LoadUint32(l.reserved) == 0 {
+				continue // another ring would not fit either
+			}
 			o := atomic.LoadUint64(l.owner)
 			switch {
 			case o == 0:
@@ -83,13 +88,16 @@ func (p *producer) lease() error {
 				return nil
 			}
 			atomic.CompareAndSwapUint64(l.owner, me, 0)
-			if p.use(0) == nil {
-				return nil
-			}
-			return err
+			noSpace = err
 		}
 	}
-	return p.use(0)
+	if err := p.use(0); err != nil {
+		if noSpace != nil {
+			return noSpace
+		}
+		return err
+	}
+	return nil
 }
 
 // use makes lane i the producer's, reserving its ring first if no one
