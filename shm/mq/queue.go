@@ -100,6 +100,9 @@ type Queue struct {
 	blocked atomic.Int32
 
 	mu sync.Mutex // serialises the consumer side (the producer has its own)
+	// resign is set by a consumer's Close; whoever next holds mu without
+	// a receiving call running gives the consumer role up (see Close).
+	resign atomic.Bool
 
 	received, fullWaits atomic.Uint64 // sent is in producer
 	_                   pad
@@ -382,7 +385,7 @@ func (q *Queue) TryReceiveBatch(fn func(msg []byte)) (int, error) {
 		return 0, ErrNotConsumer
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlockConsumer()
 	if q.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -408,7 +411,7 @@ func (q *Queue) receive(ctx context.Context, max int, fn func([]byte)) (int, err
 		return 0, ErrNotConsumer
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	defer q.unlockConsumer()
 	if q.closed.Load() {
 		return 0, ErrClosed
 	}
@@ -476,8 +479,11 @@ func (q *Queue) Stats() Stats {
 // producer's Close gives its lane back for another producer. A
 // consumer's Close releases the space of the messages it received and
 // gives up the consumer role, so that the next Create takes over the
-// unread messages. The shared memory stays mapped until the Queue is
-// garbage collected. Close does not remove the queue (see Remove).
+// unread messages; if a receiving call is running a handler then (the
+// handler may be the caller), Close does not wait for it, and the call
+// gives the role up as it returns. The shared memory stays mapped until
+// the Queue is garbage collected. Close does not remove the queue (see
+// Remove).
 func (q *Queue) Close() error {
 	if q.closed.Swap(true) {
 		return nil
@@ -492,10 +498,31 @@ func (q *Queue) Close() error {
 	}
 	q.p.free()
 	if q.consumer {
-		q.mu.Lock()
-		q.r.publish()
-		q.r.releaseOwner()
-		q.mu.Unlock()
+		// Not mu.Lock: a handler that calls Close runs inside a receiving
+		// call that holds mu, on this very goroutine. The flag is stored
+		// before the TryLock and read after every unlock, so either the
+		// TryLock succeeds or the call holding mu sees the flag.
+		q.resign.Store(true)
+		q.resignIfIdle()
 	}
 	return nil
+}
+
+// unlockConsumer releases the consumer's mutex, then gives up the consumer
+// role if a Close asked for it while the mutex was held.
+func (q *Queue) unlockConsumer() {
+	q.mu.Unlock()
+	q.resignIfIdle()
+}
+
+// resignIfIdle gives up the consumer role, once, if Close asked for it and
+// no receiving call holds the mutex.
+func (q *Queue) resignIfIdle() {
+	if q.resign.Load() && q.mu.TryLock() {
+		if q.resign.Swap(false) {
+			q.r.publish()
+			q.r.releaseOwner()
+		}
+		q.mu.Unlock()
+	}
 }
