@@ -119,8 +119,14 @@ func (d *Dict) setClaimed(t *table, key string, h uint64, v Value, vlen, flags u
 	if t.load64(offSeq) != hs || !t.cas64(o, w, withState(w, st)) {
 		return false
 	}
+	// The lock word reads 0 also when a holder that had already settled
+	// o (and so will not look at its state again) held the lock at the
+	// CAS and has released it since: such a holder may have freed o or
+	// rewritten it, storing another state over the claim without changing
+	// anything else checked here. Reading the state after the lock word
+	// sees that holder's stores.
 	if atomic.LoadUint64(t.word) != 0 || t.load64(offSeq) != hs ||
-		t.load64(o+chSeq) != seq || t.load64(o+chExpire) != 0 {
+		t.load64(o+chSeq) != seq || t.load64(o+chExpire) != 0 || t.state(o) != st {
 		t.unclaim(o, st)
 		return false
 	}
