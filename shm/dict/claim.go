@@ -201,9 +201,15 @@ func (t *table) endClaim(o uint32, st uint8, dead bool) bool {
 	if !dead && proc.Alive(owner) {
 		return false
 	}
+	// The new sequence number is no proof that the claimer wrote it: the
+	// first item written in the shard after the claimer read its seq gets
+	// the same number, and may have taken o's chunk (k deleted, another
+	// key stored) between the claimer's last check and its CAS. The
+	// claimer stores the number after the value, so a claim that got that
+	// far left the entry's value in the item.
 	seq := t.u64(o + chSeq)
 	if t.entryFits(o, j) && t.u64(o+chExpire) == 0 && t.u64(j+jExpire) == 0 &&
-		(seq == t.u64(j+jBase) || seq == t.u64(j+jSeq)) {
+		(seq == t.u64(j+jBase) || seq == t.u64(j+jSeq) && t.holdsEntry(o, j)) {
 		t.applyJournal(o, j)
 	} else {
 		t.unclaim(o, st)
@@ -232,6 +238,16 @@ func (d *Dict) finishSlot(j uint32) {
 			})
 		})
 	}
+}
+
+// holdsEntry reports whether item o already holds the type, flags and
+// value of the (fitting) journal entry at j.
+func (t *table) holdsEntry(o, j uint32) bool {
+	jh := (*[jValue]byte)(t.data[j : j+jValue])
+	vlen := get32j(jh, jValLen)
+	vo := t.valOff(o)
+	return t.u8(o+chType) == jh[jType] && t.u32(o+chFlags) == get32j(jh, jFlags) &&
+		t.u32(o+chValLen) == vlen && string(t.data[vo:vo+vlen]) == string(t.data[j+jValue:j+jValue+vlen])
 }
 
 // entryFits reports whether the journal entry at j is well formed and fits

@@ -108,42 +108,37 @@ func (u *uffd) zero(t *testing.T, p []byte) {
 
 func addrOf(b []byte, off int) uintptr { return uintptr(unsafe.Pointer(&b[off])) }
 
-// TestClaimStolenByDelete shows a claimed overwrite (setClaimed) writing
-// into a chunk that a Delete freed under it.
-//
-// The interleaving, which a claimer descheduled for a moment right after
-// its CAS can hit in a real run:
-//
-//  1. the claimer looks the key up (item o, state 3) and is about to CAS;
-//  2. a Delete takes the lock, settles o (not claimed: state 3), unlinks it
-//     from its chain and is between release's settle and free;
-//  3. the claimer's CAS succeeds (3 -> 4+j): nothing in the Delete will
-//     look at the state again;
-//  4. the Delete frees o (state 1, merged with its free buddies) and
-//     unlocks;
-//  5. the claimer now reads the lock word: 0. The shard's seq did not
-//     change (a delete does not raise it), o's sequence number is still S
-//     (free does not write it) and its expiry 0, so the claim goes on and
-//     applyJournal stores state 3 into the free chunk.
-//
-// Dekker's argument of docs/dict.md §5b only says the claimer sees the
-// lock if it is still held when the claimer looks; the claimer never
-// checks that its claim state is still there.
-//
-// The test makes the interleaving deterministic with userfaultfd: the
-// claimer and the deleter use two mappings of one memfd, and each is
-// stopped at its first access to a page zapped from its own mapping; the
-// claimer's lock-word pointer points into an anonymous page that is
-// missing until the Delete is over.
-func TestClaimStolenByDelete(t *testing.T) {
+const (
+	page    = 4096
+	rigSlot = 1 // the claimer's claim slot
+)
+
+// stealRig is a dictionary seen through two mappings of one memfd: dd
+// (locked operations) and dc (claims by slot rigSlot with identity
+// owner), over which userfaultfd stops goroutines at chosen pages (see
+// TestClaimStolenByDelete). Key k holds oldV in shard 1 at item o, never
+// read; its LRU predecessor's header is on page pageD of dd's view.
+// pageC of dc's view holds the claimer's journal value from its 64th
+// byte; pageO is o's page in dc's view; dc's lock word of shard 1 is
+// read from lockWordPage, which is missing until zeroed.
+type stealRig struct {
+	t                                 *testing.T
+	u                                 *uffd
+	dd, dc                            *Dict
+	sh                                *table // shard 1 seen by dd
+	k                                 string
+	oldV, newV                        Value
+	o                                 uint32
+	pageC, pageD, pageO, lockWordPage []byte
+}
+
+func newStealRig(t *testing.T, owner proc.ID) *stealRig {
+	t.Helper()
 	if os.Getpagesize() != 4096 {
 		t.Skip("page size")
 	}
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(8)) // faulted goroutines keep their P
-	const (
-		page = 4096
-		j    = 1 // the claimer's slot
-	)
+	procs := runtime.GOMAXPROCS(8) // faulted goroutines keep their P
+	t.Cleanup(func() { runtime.GOMAXPROCS(procs) })
 	// Two shards; shard 1 starts so that the value of journal slot 1 of
 	// shard 1 crosses a page boundary 64 bytes in: the claimer then
 	// touches the page after it first when it copies its new value into
@@ -155,7 +150,7 @@ func TestClaimStolenByDelete(t *testing.T) {
 	if err != nil {
 		t.Skipf("memfd: %v", err)
 	}
-	defer unix.Close(mfd)
+	t.Cleanup(func() { unix.Close(mfd) })
 	mapLen := (capacity + page - 1) &^ (page - 1)
 	if err := unix.Ftruncate(mfd, int64(mapLen)); err != nil {
 		t.Fatal(err)
@@ -188,7 +183,7 @@ func TestClaimStolenByDelete(t *testing.T) {
 		t.Fatalf("shards: %d of %d bytes", len(dd.shards), len(dd.shards[1].data))
 	}
 	shardOff := regionHdrSize + size // shard 1 in the region
-	valueAt := shardOff + offJournal + j*journalSlotSize + jValue
+	valueAt := shardOff + offJournal + rigSlot*journalSlotSize + jValue
 	if (valueAt+64)%page != 0 {
 		t.Fatalf("journal value at %d: no page boundary 64 bytes in", valueAt)
 	}
@@ -196,14 +191,13 @@ func TestClaimStolenByDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Munmap(lockWordPage)
+	t.Cleanup(func() { unix.Munmap(lockWordPage) })
 	for i := range dd.shards {
 		dd.shards[i].word = (*uint64)(unsafe.Pointer(&dd.shards[i].data[offMutex]))
 		dc.shards[i].word = (*uint64)(unsafe.Pointer(&dc.shards[i].data[offMutex]))
 	}
 	dc.shards[1].word = (*uint64)(unsafe.Pointer(&lockWordPage[0]))
-	self := proc.Self()
-	dc.claim = claimer{j: j, pid: uint32(self.PID), start: self.Start}
+	dc.claim = claimer{j: rigSlot, pid: uint32(owner.PID), start: owner.Start}
 
 	// Keys of shard 1 whose buckets are on pages neither goroutine is
 	// stopped at.
@@ -243,25 +237,66 @@ func TestClaimStolenByDelete(t *testing.T) {
 		}
 	}
 	u := newUffd(t)
-	defer unix.Close(u.fd)
+	t.Cleanup(func() { unix.Close(u.fd) })
 	u.register(t, maps[0], uffdRegisterMinor)
 	u.register(t, maps[1], uffdRegisterMinor)
 	u.register(t, lockWordPage, uffdRegisterMissing)
 	pageC := viewC[(valueAt+64)/page*page:][:page]
 	pageD := viewD[pageOf(po)*page:][:page]
-	zap := func(b []byte) {
-		if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
-			t.Fatal(err)
-		}
-	}
-	expect := func(what string, want []byte) {
-		t.Helper()
-		addr, _ := u.await(t)
-		if addr&^(page-1) != addrOf(want, 0) {
-			t.Fatalf("%s: fault at %#x, want page %#x", what, addr, addrOf(want, 0))
-		}
-	}
+	pageO := viewC[pageOf(o)*page:][:page]
+	r := &stealRig{t: t, u: u, dd: dd, dc: dc, sh: sh, k: k, oldV: oldV, newV: newV, o: o,
+		pageC: pageC, pageD: pageD, pageO: pageO, lockWordPage: lockWordPage}
+	return r
+}
 
+func (r *stealRig) zap(b []byte) {
+	if err := unix.Madvise(b, unix.MADV_DONTNEED); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// expect waits for the next fault, which must be on page want.
+func (r *stealRig) expect(what string, want []byte) {
+	r.t.Helper()
+	addr, _ := r.u.await(r.t)
+	if addr&^(page-1) != addrOf(want, 0) {
+		r.t.Fatalf("%s: fault at %#x, want page %#x", what, addr, addrOf(want, 0))
+	}
+}
+
+// TestClaimStolenByDelete shows a claimed overwrite (setClaimed) writing
+// into a chunk that a Delete freed under it.
+//
+// The interleaving, which a claimer descheduled for a moment right after
+// its CAS can hit in a real run:
+//
+//  1. the claimer looks the key up (item o, state 3) and is about to CAS;
+//  2. a Delete takes the lock, settles o (not claimed: state 3), unlinks it
+//     from its chain and is between release's settle and free;
+//  3. the claimer's CAS succeeds (3 -> 4+j): nothing in the Delete will
+//     look at the state again;
+//  4. the Delete frees o (state 1, merged with its free buddies) and
+//     unlocks;
+//  5. the claimer now reads the lock word: 0. The shard's seq did not
+//     change (a delete does not raise it), o's sequence number is still S
+//     (free does not write it) and its expiry 0, so the claim goes on and
+//     applyJournal stores state 3 into the free chunk.
+//
+// Dekker's argument of docs/dict.md §5b only says the claimer sees the
+// lock if it is still held when the claimer looks; the claimer never
+// checks that its claim state is still there.
+//
+// The test makes the interleaving deterministic with userfaultfd: the
+// claimer and the deleter use two mappings of one memfd, and each is
+// stopped at its first access to a page zapped from its own mapping; the
+// claimer's lock-word pointer points into an anonymous page that is
+// missing until the Delete is over.
+func TestClaimStolenByDelete(t *testing.T) {
+	r := newStealRig(t, proc.Self())
+	u, dd, dc, sh, k, newV, o := r.u, r.dd, r.dc, r.sh, r.k, r.newV, r.o
+	pageC, pageD, lockWordPage := r.pageC, r.pageD, r.lockWordPage
+	zap, expect := r.zap, r.expect
+	const j = rigSlot
 	// 1. The claimer looks k up and stops writing its entry's value.
 	zap(pageC)
 	setErr := make(chan error, 1)
@@ -306,6 +341,80 @@ func TestClaimStolenByDelete(t *testing.T) {
 	// still on a free list. (Fixed, the claim backs off and the Set takes
 	// the lock, which may well reuse the chunk.)
 	if err := dd.Check(); err != nil {
+		t.Errorf("Check: %v", err)
+	}
+}
+
+// TestDeadClaimOnReusedChunk shows the claim of a claimer killed right
+// after its CAS being finished (endClaim) into another key's item.
+//
+//  1. the claimer looks k up (item o, sequence number S, shard seq H),
+//     writes its entry (new sequence number max(H, S)+1 = H+1), checks
+//     that the shard's seq is still H, and is about to CAS;
+//  2. k is deleted and another key y of the same class is stored: its
+//     item lands at o and is numbered H+1, as the first item written
+//     since H;
+//  3. the claimer's CAS succeeds on y's item (same class, type, flags and
+//     reference byte as k's had), and the claimer is killed;
+//  4. the next locked operation on y finds a dead claim whose entry names
+//     o and whose new sequence number is y's: endClaim takes it for a
+//     claim that had already stored its sequence number and copies k's
+//     new value into y.
+//
+// A live claimer would have seen the shard's seq change and backed off.
+func TestDeadClaimOnReusedChunk(t *testing.T) {
+	r := newStealRig(t, deadID())
+	// 1. The claimer stops at its CAS, its checks before the CAS done.
+	r.zap(r.pageC)
+	setErr := make(chan error, 1)
+	go func() {
+		_, err := r.dc.Set(r.k, r.newV, 0, 0)
+		setErr <- err
+	}()
+	r.expect("claimer writing its entry", r.pageC)
+	r.zap(r.pageO)
+	r.u.cont(r.t, r.pageC)
+	r.expect("claimer at its CAS", r.pageO)
+
+	// 2. k is deleted and y's item takes its chunk.
+	if err := r.dd.Delete(r.k); err != nil {
+		t.Fatal(err)
+	}
+	y, yV := "", String(strings.Repeat("y", 100))
+	for i := 0; y == ""; i++ {
+		if c := fmt.Sprintf("y%d", i); shardOf(hashKey(c))&1 == 1 {
+			y = c
+		}
+	}
+	if _, err := r.dd.Set(y, yV, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if o := r.sh.find(y, hashKey(y)); o != r.o {
+		t.Fatalf("layout: y's item at %d, k's was at %d", o, r.o)
+	}
+
+	// 3. The claimer's CAS; it stops reading the lock word, and is taken
+	// for dead from now on (its entry names deadID()).
+	r.u.cont(r.t, r.pageO)
+	r.expect("claimer after its CAS", r.lockWordPage)
+	if st := r.sh.state(r.o); st != stateRewrite+rigSlot {
+		t.Fatalf("y's item has state %d after the claimer's CAS, want %d", st, stateRewrite+rigSlot)
+	}
+
+	// 4. A Get of y finishes the dead claim.
+	v, _, err := r.dd.Get(y)
+	if err != nil || v != yV {
+		s, _ := v.Str()
+		t.Errorf("Get(%q) = %.20q..., %v; want %.20q...", y, s, err, strings.Repeat("y", 100))
+	}
+
+	// Let the claimer go on: it sees the shard's seq changed, and stores k
+	// under the lock.
+	r.u.zero(r.t, r.lockWordPage)
+	if err := <-setErr; err != nil {
+		t.Fatal(err)
+	}
+	if err := r.dd.Check(); err != nil {
 		t.Errorf("Check: %v", err)
 	}
 }
