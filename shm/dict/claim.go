@@ -25,7 +25,9 @@ import (
 //   - The claimer writes its journal entry (new value, the item's current
 //     sequence number, its own identity) before the CAS, and nothing in
 //     the item before it has checked, after the CAS, that the shard lock
-//     is free, that the item still has the sequence number it looked up
+//     is free, then that its claim state is still on the item (a holder
+//     that settled the item before the CAS and unlocked since may have
+//     freed it), that the item still has the sequence number it looked up
 //     (so it is the item it found) and no expiry, and that no item was
 //     written into the shard since it started (the shard's seq, so that
 //     the CAS hit a chunk start). Otherwise it undoes the CAS (unclaim),
