@@ -9,13 +9,12 @@ import (
 )
 
 // TestReserveFailsReservedLaneFree: when /dev/shm is full, a producer
-// should use a free dedicated lane whose ring is reserved already (it
-// costs no memory) rather than fail. lease takes the first free lane,
-// and if that one's ring cannot be reserved it goes to the shared lane
-// only, never looking at the others: with lane 1 free and unreserved
-// (given back by a producer whose reservation failed while another
-// reserved lane 2) and lane 2 free and reserved, the send fails with
-// ErrNoSpace.
+// uses a free dedicated lane whose ring is reserved already (it costs no
+// memory) rather than fail: with lane 1 free and unreserved (given back
+// by a producer whose reservation failed while another reserved lane 2)
+// and lane 2 free and reserved, the send goes through lane 2. (lease used
+// to take the first free lane and, if its ring could not be reserved, go
+// to the shared lane only, failing with ErrNoSpace.)
 func TestReserveFailsReservedLaneFree(t *testing.T) {
 	const capacity = 4096
 	m := newMemLanes(t, capacity, 0, 2)
