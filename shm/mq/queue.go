@@ -103,6 +103,9 @@ type Queue struct {
 	// resign is set by a consumer's Close; whoever next holds mu without
 	// a receiving call running gives the consumer role up (see Close).
 	resign atomic.Bool
+	// role is set while this consumer holds the consumer role: a Queue
+	// garbage collected unclosed gives it up then (see newQueue).
+	role *atomic.Bool
 
 	received, fullWaits atomic.Uint64 // sent is in producer
 	_                   pad
@@ -112,19 +115,29 @@ type Queue struct {
 // release, if not nil, unmaps the ring's memory; it runs once the Queue is
 // unreachable, not at Close, so that no call racing with Close can touch
 // unmapped memory without every call paying for a reference count. A
-// Queue dropped without Close gives its lane back then.
+// Queue dropped without Close gives its lane back then, and a consumer
+// its role (which only it can hold in this process, so clearing the
+// owner word cannot clear another's).
 func newQueue(r *ring, name string, consumer bool, maxMsg int, spin time.Duration, release func() error) *Queue {
 	p := newProducer(r)
-	q := &Queue{r: r, p: p, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin}
+	q := &Queue{r: r, p: p, name: name, consumer: consumer, maxMsg: maxMsg, spin: spin, role: new(atomic.Bool)}
 	if consumer {
 		r.attach()
+		q.role.Store(true)
 	}
-	runtime.AddCleanup(q, func(p *producer) {
-		p.free()
+	type remains struct {
+		p    *producer
+		role *atomic.Bool
+	}
+	runtime.AddCleanup(q, func(x remains) {
+		x.p.free()
+		if x.role.Load() {
+			x.p.r.releaseOwner()
+		}
 		if release != nil {
 			_ = release()
 		}
-	}, p)
+	}, remains{p, q.role})
 	return q
 }
 
@@ -522,6 +535,7 @@ func (q *Queue) resignIfIdle() {
 		if q.resign.Swap(false) {
 			q.r.publish()
 			q.r.releaseOwner()
+			q.role.Store(false)
 		}
 		q.mu.Unlock()
 	}

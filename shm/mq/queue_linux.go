@@ -76,7 +76,7 @@ func Create(name string, capacity int, opts *Options) (*Queue, error) {
 		return nil, err
 	}
 	fail := func(format string, args ...any) (*Queue, error) {
-		q.r.releaseOwner()
+		q.Close() // gives the consumer role back before the unmapping
 		seg.Close()
 		return nil, fmt.Errorf("%w: %s has "+format, append([]any{ErrIncompatible, name}, args...)...)
 	}
