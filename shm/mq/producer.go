@@ -342,6 +342,13 @@ func (p *producer) free() {
 		if p.tailKnown {
 			atomic.StoreUint64(p.l.tail, p.tail) // exact, for the next owner
 		}
+		if p.fenceFree {
+			// No send of ours follows, and every header we stored is
+			// visible before this store (the lock's CAS drained them, and
+			// x86 keeps stores in order), so the consumer may stop issuing
+			// barriers for the lane.
+			atomic.StoreUint32(p.l.fast, 0)
+		}
 		atomic.CompareAndSwapUint64(p.l.owner, packOwner(p.r.self), 0)
 	}
 	p.l = nil

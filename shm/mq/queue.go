@@ -67,6 +67,19 @@ const (
 	FenceConsumer
 )
 
+// String returns the Fence's name: auto, producers or consumer.
+func (f Fence) String() string {
+	switch f {
+	case FenceAuto:
+		return "auto"
+	case FenceProducers:
+		return "producers"
+	case FenceConsumer:
+		return "consumer"
+	}
+	return fmt.Sprintf("Fence(%d)", int(f))
+}
+
 // Stats are a Queue's counters.
 type Stats struct {
 	Sent      uint64 // messages sent through this Queue

@@ -30,7 +30,7 @@ func (o *Options) norm() (Options, error) {
 		}
 	case FenceProducers, FenceConsumer:
 	default:
-		return n, fmt.Errorf("mq: unknown Fence %d", n.Fence)
+		return n, fmt.Errorf("mq: unknown %v", n.Fence)
 	}
 	if n.MaxMessage < 0 {
 		return n, fmt.Errorf("mq: negative MaxMessage %d", n.MaxMessage)

@@ -2,6 +2,8 @@ package mq
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -67,5 +69,38 @@ func TestSleepBarrier(t *testing.T) {
 			r.interrupt()
 			<-done
 		})
+	}
+}
+
+// TestCloseClearsFence: a fence-free producer that closes clears its
+// lane's fence flag, so that the consumer stops issuing a barrier before
+// each sleep for a lane nobody writes; a fenced one leaves it 0.
+func TestCloseClearsFence(t *testing.T) {
+	for _, fence := range []Fence{FenceConsumer, FenceProducers} {
+		t.Run(fmt.Sprint(fence), func(t *testing.T) {
+			c := createQ(t, 1<<16, &Options{Fence: fence})
+			p, err := Open(c.Name(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Send(ctxT(t), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			flag := func() uint32 { return atomic.LoadUint32(c.r.lanes[p.p.idx].fast) }
+			if got, want := flag() != 0, p.p.fenceFree; got != want || (fence == FenceProducers && got) {
+				t.Fatalf("lane flag set %v, producer fence-free %v", got, want)
+			}
+			p.Close()
+			if f := flag(); f != 0 {
+				t.Errorf("lane flag %d after the producer closed, want 0", f)
+			}
+		})
+	}
+}
+
+func TestUnknownFence(t *testing.T) {
+	_, err := Create(fmt.Sprintf("mqtest-%d-fence", os.Getpid()), 1<<16, &Options{Fence: 7})
+	if err == nil || err.Error() != "mq: unknown Fence(7)" {
+		t.Errorf("Create with Fence 7 = %v, want mq: unknown Fence(7)", err)
 	}
 }
