@@ -56,6 +56,7 @@ func runChild(role string) int {
 	arg, _ := strconv.Atoi(os.Getenv(envArg))
 	release := make(chan struct{})
 	stall := make(chan struct{})
+	rejoin := make(chan struct{})
 	var once sync.Once
 	cfg.Handlers = map[string]HandlerFunc{
 		// ping: answer with the same data.
@@ -74,6 +75,8 @@ func runChild(role string) int {
 		"stall": func(ctx context.Context, a *Alert) { <-release },
 		// exec: tell the "exec" role to exec.
 		"exec": func(ctx context.Context, a *Alert) { close(stall) },
+		// rejoin: tell the "rejoin" role to Close and Join again.
+		"rejoin": func(ctx context.Context, a *Alert) { close(rejoin) },
 	}
 	g, err := Join(ctx, os.Getenv(envGroup), cfg)
 	if err != nil {
@@ -143,6 +146,25 @@ func runChild(role string) int {
 		err := syscall.Exec(os.Args[0], []string{os.Args[0], "-test.run=^$"}, env)
 		fmt.Fprintln(os.Stderr, "exec:", err)
 		return 1
+	case "rejoin":
+		// Once told to, leave the group and join it again (same pid and
+		// start time, so the same inbox name), then tell the parent.
+		<-rejoin
+		if err := g.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "close:", err)
+			return 1
+		}
+		g2, err := Join(ctx, os.Getenv(envGroup), cfg)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "rejoin:", err)
+			return 1
+		}
+		defer g2.Close()
+		if err := g2.Send(ctx, os.Getppid(), "rejoined", nil); err != nil {
+			fmt.Fprintln(os.Stderr, "send rejoined:", err)
+			return 1
+		}
+		<-ctx.Done()
 	case "flood":
 		// Send arg-byte alerts to the parent until killed.
 		parent := os.Getppid()

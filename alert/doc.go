@@ -53,7 +53,10 @@
 //   - Sending to this process's own pid goes through its own inbox like any
 //     other: the handler runs later on the receive goroutine, never inside
 //     Send. A handler that sends to its own full inbox gets ErrBackpressure
-//     instead of waiting for itself.
+//     instead of waiting for itself, provided it passes the ctx it was
+//     given (or one derived from it): that is how Send knows the caller
+//     is the receive goroutine. With an unrelated context it waits like
+//     any other sender, for ever, since only it could make room.
 //   - A handler that panics is recovered, logged with its stack and
 //     counted in Stats().Panics; the member keeps receiving.
 //   - Alerts whose name has no handler are counted in Stats().Unmatched and

@@ -100,9 +100,10 @@ type peer struct {
 	// The peer's registry slot, read by senders after each enqueue (see
 	// departed). life is nil for this process and for a peer without a
 	// lifeline; the pidfd watcher is then the only source of death news.
-	slotPID   *uint32
-	slotStart *uint64
-	life      *uint32
+	slotPID    *uint32
+	slotStart  *uint64
+	slotJoined *int64
+	life       *uint32
 
 	// q is opened by the first send (qOnce) and closed by retire. Senders
 	// use it without a lock: a closed Queue stays mapped while anyone
@@ -112,7 +113,10 @@ type peer struct {
 	qErr  error // why the open failed; kept until the peer is retired
 	qOnce sync.Once
 	gone  atomic.Bool // retired: no queue is opened after this
-	bigMu sync.Mutex  // one chunked transfer at a time per destination, so the receiver reassembles per sender
+	// big is held (a token in it) by the one chunked transfer at a time
+	// per destination, so the receiver reassembles per sender; a channel,
+	// not a mutex, so that the wait for it heeds ctx and the policy.
+	big chan struct{}
 }
 
 type handlerCtxKey struct{}
@@ -360,7 +364,10 @@ func (g *Group) refresh() *peerTable {
 	t := &peerTable{gen: gen, byPID: make(map[int]*peer, len(slots))}
 	for _, s := range slots {
 		p := old.byPID[int(s.id.PID)]
-		if p == nil || p.id != s.id {
+		// A member that left and joined again has the same id but a new
+		// inbox (same name, new segment) and slot: the old peer's queue is
+		// the unlinked inbox, so it must be retired, not kept.
+		if p == nil || p.id != s.id || !p.joined.Equal(s.joined) {
 			p = g.newPeer(s)
 		}
 		t.byPID[int(s.id.PID)] = p
@@ -382,11 +389,12 @@ func (p *peer) end() {
 }
 
 func (g *Group) newPeer(s slot) *peer {
-	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self}
+	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self, big: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(g.ctx)
 	if !p.self {
 		var life *uint32
 		p.slotPID, p.slotStart, life = g.reg.slotWords(s.index)
+		p.slotJoined = g.reg.slotJoined(s.index)
 		if atomic.LoadUint32(life) != 0 {
 			p.life = life
 		}
@@ -410,7 +418,8 @@ func (p *peer) departed() bool {
 		return false
 	}
 	if atomic.LoadUint32(p.life)&ownerDied != 0 ||
-		atomic.LoadUint32(p.slotPID) != uint32(p.id.PID) || atomic.LoadUint64(p.slotStart) != p.id.Start {
+		atomic.LoadUint32(p.slotPID) != uint32(p.id.PID) || atomic.LoadUint64(p.slotStart) != p.id.Start ||
+		atomic.LoadInt64(p.slotJoined) != p.joined.UnixNano() { // it left and joined again
 		p.end()
 		return true
 	}

@@ -5,12 +5,14 @@ package alert
 import (
 	"context"
 	"errors"
+	"math"
 	"runtime/debug"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/procwire/procwire/internal/proc"
+	"github.com/procwire/procwire/shm/mq"
 )
 
 // partial is a large alert being reassembled.
@@ -51,7 +53,7 @@ func (g *Group) receive() {
 		}
 	}
 	defer count()
-	var idleSince time.Time
+	var idleSince, lastSweep time.Time
 	polls := 0
 	for g.ctx.Err() == nil {
 		if g.cfg.Spin > 0 {
@@ -61,11 +63,19 @@ func (g *Group) receive() {
 			n, err := g.inbox.TryReceiveBatch(fn)
 			count()
 			if err != nil {
-				g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+				g.withdraw(err)
 				return
 			}
 			if n > 0 {
 				idleSince, polls = time.Time{}, 0
+				// A receiver kept busy never reaches the blocking wait
+				// below, so it sweeps here too, about once a second.
+				if len(partials) > 0 {
+					if now := time.Now(); now.Sub(lastSweep) >= time.Second {
+						g.sweep(partials)
+						lastSweep = now
+					}
+				}
 				continue
 			}
 			if polls++; polls%spinPolls != 0 {
@@ -102,10 +112,34 @@ func (g *Group) receive() {
 			g.sweep(partials)
 		}
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			g.log.Error("alert: receive failed; inbox unusable", "group", g.name, "err", err)
+			g.withdraw(err)
 			return
 		}
 	}
+}
+
+// withdraw handles an inbox this member can no longer read (the queue
+// found a record it cannot trust, and reads no further): it takes the
+// member out of the group's registry and unlinks the inbox, so that
+// senders get ErrNoMember instead of filling an inbox that nobody reads.
+// The Group stays open until Close, which releases the rest.
+func (g *Group) withdraw(cause error) {
+	if g.ctx.Err() != nil {
+		return // closing anyway
+	}
+	g.log.Error("alert: inbox unusable; leaving the group", "group", g.name, "err", cause)
+	ctx, cancel := context.WithTimeout(g.ctx, 10*time.Second)
+	defer cancel()
+	if err := g.reg.lock(ctx); err != nil {
+		g.log.Error("alert: could not leave the group", "group", g.name, "err", err)
+		return
+	}
+	if err := mq.Remove(g.inboxName); err != nil && !errors.Is(err, mq.ErrNotFound) {
+		g.log.Error("alert: could not unlink the inbox", "group", g.name, "err", err)
+	}
+	g.reg.remove(g.self)
+	g.reg.unlock()
+	g.reg.bump() // wakes the members' watchers: sends to us now fail
 }
 
 // sweep drops reassemblies whose sender died or stalled.
@@ -154,6 +188,13 @@ func (g *Group) handleRecord(ctx context.Context, r *record, partials map[proc.I
 	if r.offset == 0 {
 		if pa != nil {
 			g.dropped.Add(1) // a new transfer from the same sender means the old one was abandoned
+		}
+		if uint64(r.total) > uint64(math.MaxInt) {
+			// Only where an int has 32 bits: make would panic.
+			delete(partials, sender)
+			g.dropped.Add(1)
+			g.log.Warn("alert: dropped large alert too big for this platform", "group", g.name, "sender", sender.PID, "size", r.total)
+			return false
 		}
 		pa = &partial{name: string(r.name), buf: make([]byte, r.total)}
 		partials[sender] = pa

@@ -90,11 +90,13 @@ func parseRecord(b []byte, r *record) (nameEnd, end int, err error) {
 	r.start = binary.LittleEndian.Uint64(b[8:])
 	r.total = binary.LittleEndian.Uint32(b[16:])
 	r.offset = binary.LittleEndian.Uint32(b[20:])
-	end = headerSize + n + int(r.total) // cannot overflow: n < 256, total < 2^32
+	// In 64 bits: a 32-bit int would wrap negative for a total of 2 GiB
+	// or more, and the length check below would pass.
+	end64 := uint64(headerSize+n) + uint64(r.total)
 	// The common case, one valid whole record, is tested in one branch;
 	// malformed says what is wrong with anything else.
-	if r.kind == recWhole && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && r.offset == 0 && len(b) >= end {
-		return headerSize + n, end, nil
+	if r.kind == recWhole && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && r.offset == 0 && uint64(len(b)) >= end64 {
+		return headerSize + n, int(end64), nil
 	}
 	if r.kind == recChunk && b[2]|b[3] == 0 && n <= MaxName && int64(r.total) <= MaxData && len(b) > headerSize+n &&
 		uint64(r.offset)+uint64(len(b)-headerSize-n) <= uint64(r.total) {

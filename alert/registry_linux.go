@@ -133,6 +133,11 @@ func (r *registry) slotWords(i int) (pid *uint32, start *uint64, life *uint32) {
 	return (*uint32)(unsafe.Pointer(&b[0])), (*uint64)(unsafe.Pointer(&b[8])), (*uint32)(unsafe.Pointer(&b[slotLifeOff]))
 }
 
+// slotJoined returns a pointer to slot i's joined time (see Group.departed).
+func (r *registry) slotJoined(i int) *int64 {
+	return (*int64)(unsafe.Pointer(&r.slotBytes(i)[16]))
+}
+
 // members returns the live-looking slots. The caller holds the lock.
 func (r *registry) members() []slot {
 	var out []slot
@@ -157,7 +162,10 @@ func (r *registry) add(s slot, l *lifeline) error {
 		}
 		pid, start, life := r.slotWords(i)
 		binary.LittleEndian.PutUint32(b[4:], uint32(s.maxMsg))
-		binary.LittleEndian.PutUint64(b[16:], uint64(s.joined.UnixNano()))
+		// Atomic: senders compare it with the joined time they know, to
+		// tell a member that left and joined again (same id) from the one
+		// they opened the inbox of (see Group.departed).
+		atomic.StoreInt64(r.slotJoined(i), s.joined.UnixNano())
 		atomic.StoreUint64(start, s.id.Start)
 		var tid uint32
 		if l != nil {

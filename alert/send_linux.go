@@ -98,9 +98,11 @@ func (g *Group) send(ctx context.Context, pid int, start uint64, name string, da
 // lookup finds the member pid; a non-zero start also requires it to be
 // that very process.
 func (g *Group) lookup(pid int, start uint64) (*peer, error) {
-	p := g.peers.Load().byPID[pid]
-	if p == nil || p.dead.Load() {
-		// Maybe it joined (or we learned of a death) after our last look.
+	t := g.peers.Load()
+	p := t.byPID[pid]
+	if p == nil || p.dead.Load() || t.gen != g.reg.generation() {
+		// Maybe it joined (or we learned of a death) after our last look,
+		// or it left and joined again: same id, but a new inbox.
 		// (The full test, departed, comes in open and after the enqueue.)
 		p = g.table().byPID[pid]
 	}
@@ -163,9 +165,11 @@ func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name s
 	if chunk < 1 {
 		return fmt.Errorf("alert: inbox of PID %d too small for a name of %d bytes", p.id.PID, len(name))
 	}
-	p.bigMu.Lock()
-	defer p.bigMu.Unlock()
 	policy := g.cfg.FullPolicy
+	if err := g.lockBig(ctx, p, policy); err != nil {
+		return err
+	}
+	defer func() { <-p.big }()
 	var h [headerSize]byte
 	for off := 0; off < len(data); off += chunk {
 		if p.departed() {
@@ -183,6 +187,36 @@ func (g *Group) deliverChunked(ctx context.Context, p *peer, q *mq.Queue, name s
 	}
 	g.sent.Add(1)
 	return nil
+}
+
+// lockBig waits for p's other chunked transfer, if any, to end. That one
+// may be waiting for room itself, so the wait is the policy's: none under
+// Fail (or for a handler sending to its own inbox, which would wait for
+// itself), else until ctx ends or p is gone.
+func (g *Group) lockBig(ctx context.Context, p *peer, policy FullPolicy) error {
+	select {
+	case p.big <- struct{}{}:
+		return nil
+	default:
+	}
+	if policy == Fail || (p.self && ctx.Value(handlerCtxKey{}) == g) {
+		g.rejected.Add(1)
+		return fmt.Errorf("%w: PID %d", ErrBackpressure, p.id.PID)
+	}
+	select {
+	case p.big <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+	case <-p.ctx.Done():
+	}
+	switch {
+	case g.closed.Load() && ctx.Err() == nil:
+		return ErrClosed
+	case ctx.Err() == nil:
+		return noMember(int(p.id.PID))
+	}
+	g.rejected.Add(1)
+	return fmt.Errorf("alert: send to PID %d: %w", p.id.PID, ctx.Err())
 }
 
 // packSize bounds the inbox messages SendMany builds: large enough that the
