@@ -90,7 +90,10 @@ type peer struct {
 	inbox  string
 	maxMsg int
 	joined time.Time
-	self   bool
+	// joinedNano is joined as the slot stores it, for departed's check,
+	// which runs twice per Send.
+	joinedNano int64
+	self       bool
 
 	ctx    context.Context // ends when the peer dies or leaves
 	cancel context.CancelFunc
@@ -389,7 +392,7 @@ func (p *peer) end() {
 }
 
 func (g *Group) newPeer(s slot) *peer {
-	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, self: s.id == g.self, big: make(chan struct{}, 1)}
+	p := &peer{id: s.id, inbox: inboxName(g.name, s.id), maxMsg: s.maxMsg, joined: s.joined, joinedNano: s.joined.UnixNano(), self: s.id == g.self, big: make(chan struct{}, 1)}
 	p.ctx, p.cancel = context.WithCancel(g.ctx)
 	if !p.self {
 		var life *uint32
@@ -419,7 +422,7 @@ func (p *peer) departed() bool {
 	}
 	if atomic.LoadUint32(p.life)&ownerDied != 0 ||
 		atomic.LoadUint32(p.slotPID) != uint32(p.id.PID) || atomic.LoadUint64(p.slotStart) != p.id.Start ||
-		atomic.LoadInt64(p.slotJoined) != p.joined.UnixNano() { // it left and joined again
+		atomic.LoadInt64(p.slotJoined) != p.joinedNano { // it left and joined again
 		p.end()
 		return true
 	}
