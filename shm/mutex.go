@@ -160,6 +160,12 @@ func (m *Mutex) lockSlow(ctx context.Context) (bool, error) {
 		}
 		select {
 		case <-done:
+			if err == nil {
+				// We may have been the one sleeper an Unlock woke: pass
+				// the wake on, or another sleeper would wait out its
+				// timeout with the lock free.
+				futex.Wake(m.futex, 1)
+			}
 			return false, ctx.Err()
 		default:
 		}
