@@ -97,6 +97,10 @@ func runChild(role, seg, arg string) int {
 			*ctr++
 			m.Unlock()
 		}
+	case "trylock":
+		// Try the lock once and print the outcome.
+		ok, rec := MutexAt(s.Data()).TryLock()
+		fmt.Fprintf(os.Stdout, "ok=%v recovered=%v\n", ok, rec)
 	case "crash":
 		var slot int
 		fmt.Sscan(arg, &slot)

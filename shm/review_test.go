@@ -3,9 +3,14 @@
 package shm
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -60,5 +65,81 @@ func TestReviewCancelledWaiterPassesWake(t *testing.T) {
 			<-woke
 			t.Fatalf("round %d: a cancelled Lock took Unlock's wake and did not pass it on; the other sleeper slept on with the lock free", round)
 		}
+	}
+}
+
+// TestReviewHidepidOwnerNotStolen: with /proc mounted hidepid=2
+// ("invisible"), a process cannot see /proc/PID of another user's
+// processes: /proc/PID/stat is ENOENT, which proc.Lookup reports as
+// ErrNotFound, so alive() calls a live holder of another user dead and
+// TryLock (or a waiting Lock) takes the lock it holds: two holders. The
+// segment must be shared across users (Mode 0666) for this. The waiter runs
+// in a private mount namespace with its own hidepid=2 /proc, so the host's
+// /proc is not touched. Needs root, unshare(1) and setpriv(1).
+func TestReviewHidepidOwnerNotStolen(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to change uid and mount /proc")
+	}
+	for _, tool := range []string{"unshare", "setpriv"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skip(tool, "not found")
+		}
+	}
+	name := segName(t)
+	s, err := Create(name, MutexSize, &Options{Mode: 0o666})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Remove(name)
+	defer s.Close()
+	// A copy of the test binary that other users can run.
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "shm.test")
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	env := func(role string) []string {
+		return append(os.Environ(), "PROCWIRE_TEST_ROLE="+role, "PROCWIRE_TEST_ARGS="+name)
+	}
+	holder := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "-test.run=^$")
+	holder.Env = env("hold")
+	holder.Stderr = os.Stderr
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		holder.Process.Kill()
+		holder.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("holder said %q, %v", line, err)
+	}
+	waiter := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
+		`mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid 65533 --regid 65533 --clear-groups "$0" -test.run=^$`, bin)
+	waiter.Env = env("trylock")
+	waiter.Stderr = os.Stderr
+	got, err := waiter.Output()
+	if err != nil {
+		t.Fatalf("waiter: %v (%s)", err, got)
+	}
+	if string(got) != "ok=false recovered=false\n" {
+		t.Fatalf("TryLock by another user under hidepid=2 while the holder (pid %d) lives: %s", holder.Process.Pid, got)
 	}
 }

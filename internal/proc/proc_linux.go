@@ -49,6 +49,12 @@ func Lookup(pid int32) (ID, error) {
 	n, err := readFile(string(p), buf[:])
 	if err != nil {
 		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
+			// /proc mounted with hidepid=2 hides other users' processes
+			// as if they did not exist: ask the kernel before calling
+			// the process gone.
+			if kerr := unix.Kill(int(pid), 0); kerr != unix.ESRCH {
+				return ID{}, fmt.Errorf("proc: pid %d exists but %s cannot be read (hidepid?): %w", pid, p, err)
+			}
 			return ID{}, fmt.Errorf("proc: pid %d: %w", pid, ErrNotFound)
 		}
 		return ID{}, fmt.Errorf("proc: read %s: %w", p, err)
