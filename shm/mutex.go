@@ -200,7 +200,9 @@ func alive(owner uint64) bool {
 	cur, err := proc.Lookup(pid)
 	switch {
 	case err == nil:
-		return start == 0 || uint32(cur.Start) == start
+		// A start time read in another time namespace differs even for
+		// the same process: then only the pid can be trusted.
+		return start == 0 || uint32(cur.Start) == start || !proc.SameTimeNamespace(pid)
 	case errors.Is(err, proc.ErrNotFound):
 		return false
 	default:

@@ -143,3 +143,47 @@ func TestReviewHidepidOwnerNotStolen(t *testing.T) {
 		t.Fatalf("TryLock by another user under hidepid=2 while the holder (pid %d) lives: %s", holder.Process.Pid, got)
 	}
 }
+
+// TestReviewTimeNamespaceOwnerNotStolen: /proc/PID/stat's start time is
+// shifted by the boottime offset of the reader's time namespace. A holder
+// in a time namespace (unshare -T --boottime N, same pid namespace and
+// /proc) records its start time as it sees it; this process reads another
+// value for the same live process, calls the holder dead and takes the
+// lock it holds. Needs root and unshare(1).
+func TestReviewTimeNamespaceOwnerNotStolen(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a time namespace")
+	}
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("unshare not found")
+	}
+	s := newSeg(t, MutexSize)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := exec.Command("unshare", "-T", "--boottime", "1000000", exe, "-test.run=^$")
+	holder.Env = append(os.Environ(), "PROCWIRE_TEST_ROLE=hold", "PROCWIRE_TEST_ARGS="+s.Name())
+	holder.Stderr = os.Stderr
+	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := holder.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := holder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		holder.Process.Kill()
+		holder.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Skipf("holder in a time namespace said %q, %v", line, err)
+	}
+	m := MutexAt(s.Data())
+	if ok, rec := m.TryLock(); ok {
+		m.Unlock()
+		t.Fatalf("TryLock took the lock of a live holder in another time namespace (recovered=%v)", rec)
+	}
+}

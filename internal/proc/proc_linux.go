@@ -88,12 +88,31 @@ func Alive(id ID) bool {
 	cur, err := Lookup(id.PID)
 	switch {
 	case err == nil:
-		return id.Start == 0 || cur.Start == id.Start
+		return id.Start == 0 || cur.Start == id.Start || !SameTimeNamespace(id.PID)
 	case errors.Is(err, ErrNotFound):
 		return false
 	default:
 		return true
 	}
+}
+
+// SameTimeNamespace reports whether process pid is in this process's time
+// namespace. The start time in /proc/PID/stat is shifted by the boottime
+// offset of the reader's time namespace, so a process records another
+// start time for itself than one in another time namespace reads for it:
+// start times can tell processes apart only within one time namespace. It
+// answers false when it cannot tell, true if pid is gone or the kernel has
+// no time namespaces.
+func SameTimeNamespace(pid int32) bool {
+	own, err := os.Readlink("/proc/self/ns/time")
+	if err != nil {
+		return true // no time namespaces (before Linux 5.6)
+	}
+	other, err := os.Readlink("/proc/" + strconv.Itoa(int(pid)) + "/ns/time")
+	if err != nil {
+		return errors.Is(err, os.ErrNotExist)
+	}
+	return other == own
 }
 
 // otherThreads reports whether the process pid has threads besides its
