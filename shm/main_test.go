@@ -101,6 +101,8 @@ func runChild(role, seg, arg string) int {
 		// Try the lock once and print the outcome.
 		ok, rec := MutexAt(s.Data()).TryLock()
 		fmt.Fprintf(os.Stdout, "ok=%v recovered=%v\n", ok, rec)
+	case "readwhileclose":
+		return readWhileClose(s)
 	case "crash":
 		var slot int
 		fmt.Sscan(arg, &slot)

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/procwire/procwire/internal/futex"
+	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
 // TestReviewCancelledWaiterPassesWake: Unlock wakes one futex sleeper. If
@@ -186,4 +187,38 @@ func TestReviewTimeNamespaceOwnerNotStolen(t *testing.T) {
 		m.Unlock()
 		t.Fatalf("TryLock took the lock of a live holder in another time namespace (recovered=%v)", rec)
 	}
+}
+
+// TestReviewReadAtWhileClose: Segment's methods may be called from several
+// goroutines, and ReadAt after Close returns ErrClosed; but ReadAt checks
+// closed under s.mu, lets go of it and then copies from the mapping, so a
+// Close in between unmaps the memory under the copy (fatal fault; -race
+// also reports the unsynchronized read of s.data). Run in a child so that
+// the crash does not take the test binary down.
+func TestReviewReadAtWhileClose(t *testing.T) {
+	s := newSeg(t, 64<<20)
+	c := proctest.Start(t, "readwhileclose", s.Name(), "")
+	if err := c.Wait(); err != nil {
+		t.Fatalf("child crashed when Close ran under ReadAt: %v", err)
+	}
+}
+
+// readWhileClose is the child of TestReviewReadAtWhileClose.
+func readWhileClose(s *Segment) int {
+	buf := make([]byte, s.Size())
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if _, err := s.ReadAt(buf, 0); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(50 * time.Millisecond)
+	s.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		return 4
+	}
+	return 0
 }

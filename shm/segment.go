@@ -92,7 +92,9 @@ type Segment struct {
 	// as a segment is mapped.
 	dev, ino uint64
 
-	mu     sync.Mutex // serializes Close
+	// mu is read-locked by the methods that use the mapping and
+	// write-locked by Close, which must not unmap it under them.
+	mu     sync.RWMutex
 	closed bool
 }
 
@@ -127,7 +129,9 @@ func (s *Segment) Created() bool { return s.created }
 // ReadAt copies data-area bytes at off into p. Like io.ReaderAt, it returns
 // io.EOF when fewer than len(p) bytes are left.
 func (s *Segment) ReadAt(p []byte, off int64) (int, error) {
-	if s.isClosed() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
 		return 0, fmt.Errorf("shm: read %s: %w", s.name, ErrClosed)
 	}
 	if off < 0 || off > int64(len(s.data)) {
@@ -145,7 +149,9 @@ func (s *Segment) ReadAt(p []byte, off int64) (int, error) {
 // WriteAt do not synchronize with other processes: a reader may see a
 // write half done unless both hold a Mutex.
 func (s *Segment) WriteAt(p []byte, off int64) (int, error) {
-	if s.isClosed() {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
 		return 0, fmt.Errorf("shm: write %s: %w", s.name, ErrClosed)
 	}
 	if off < 0 || off > int64(len(s.data)) || int64(len(p)) > int64(len(s.data))-off {
@@ -155,8 +161,8 @@ func (s *Segment) WriteAt(p []byte, off int64) (int, error) {
 }
 
 func (s *Segment) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
 	return s.closed
 }
 
