@@ -23,7 +23,9 @@
 // never has a unit taken back when it exits. But a unit acquired with Undo
 // and released by another process still counts as held by the acquirer,
 // and comes back a second time if the acquirer dies: for units handed from
-// one process to another, open without Undo.
+// one process to another, open without Undo. The same holds within one
+// process for a unit acquired through a Sem opened with Undo and released
+// through one opened without it: release through the handle that acquired.
 //
 // The count and the table are updated under an shm.Mutex with an undo
 // journal, so a process killed at any instruction leaves a state that the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -103,7 +104,8 @@ type Sem struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
-	slot      int // table index for Undo, or -1; fixed after Open
+	done      chan struct{} // closed by Close, for goroutines waiting their turn to sleep
+	slot      int           // table index for Undo, or -1; fixed after Open
 }
 
 func segName(name string) string { return "sem." + name }
@@ -139,13 +141,18 @@ func Open(name string, initial int, opts *Options) (*Sem, error) {
 
 func newSem(name string, seg *shm.Segment, o Options) (*Sem, error) {
 	l := (*layout)(unsafe.Pointer(&seg.Data()[0]))
-	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), self: proc.Self(), slot: -1, sleeper: make(chan struct{}, 1)}
+	s := &Sem{name: name, seg: seg, l: l, mu: shm.MutexAt(l.mu[:]), self: proc.Self(), slot: -1,
+		sleeper: make(chan struct{}, 1), done: make(chan struct{})}
 	if o.Undo {
 		if err := s.register(); err != nil {
 			seg.Close()
 			return nil, fmt.Errorf("sem: open %s: %w", name, err)
 		}
 	}
+	// The mapping goes when the Sem is unreachable, not at Close, so that
+	// a call racing with Close (an Acquire asleep on the futex, say) never
+	// touches unmapped memory, and no call pays for a reference count.
+	runtime.AddCleanup(s, func(seg *shm.Segment) { seg.Close() }, seg)
 	return s, nil
 }
 
@@ -165,6 +172,12 @@ func Attach(name string, opts *Options) (*Sem, error) {
 			return nil, fmt.Errorf("sem: attach %s: %w", name, ErrNotFound)
 		}
 		return nil, fmt.Errorf("sem: attach %s: %w", name, err)
+	}
+	// shm.Attach checks the kind and version but not the size: a short data
+	// area must be refused before the layout is laid over it.
+	if want := int(unsafe.Sizeof(layout{})); seg.Size() < want {
+		seg.Close()
+		return nil, fmt.Errorf("sem: attach %s: %w: data area is %d bytes, want at least %d", name, shm.ErrIncompatible, seg.Size(), want)
 	}
 	return newSem(name, seg, o)
 }
@@ -193,7 +206,9 @@ func (s *Sem) Value() int {
 	if s.closed.Load() {
 		return 0
 	}
-	return int(atomic.LoadUint32(&s.l.value) & countMask)
+	v := atomic.LoadUint32(&s.l.value) & countMask
+	runtime.KeepAlive(s) // the mapping lives as long as s
+	return int(v)
 }
 
 // lock takes the mutex and repairs an update interrupted by a dead process.
@@ -247,10 +262,11 @@ func (s *Sem) update(value uint32, slot int, held int64) {
 // Acquire takes one unit, waiting while there is none. It returns ctx's
 // error if ctx ends first; a cancelled ctx is noticed within about 50 ms.
 func (s *Sem) Acquire(ctx context.Context) error {
-	if s.closed.Load() {
-		return fmt.Errorf("sem: acquire %s: %w", s.name, ErrClosed)
-	}
+	defer runtime.KeepAlive(s) // the mapping lives as long as s
 	for {
+		if s.closed.Load() {
+			return fmt.Errorf("sem: acquire %s: %w", s.name, ErrClosed)
+		}
 		if err := s.lock(ctx); err != nil {
 			return err
 		}
@@ -282,6 +298,8 @@ func (s *Sem) sleep(ctx context.Context) error {
 	case s.sleeper <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
+	case <-s.done:
+		return nil // Acquire's loop reports the Close
 	}
 	defer func() { <-s.sleeper }()
 	if err := s.lock(ctx); err != nil {
@@ -330,6 +348,7 @@ func (s *Sem) TryAcquire() bool {
 		var got bool
 		if got, wake = s.reclaim(false); !got {
 			s.mu.Unlock()
+			runtime.KeepAlive(s) // the mapping lives as long as s
 			return false
 		}
 		v = atomic.LoadUint32(&s.l.value)
@@ -339,6 +358,7 @@ func (s *Sem) TryAcquire() bool {
 	if wake {
 		futex.Wake(&s.l.value, 1<<31-1)
 	}
+	runtime.KeepAlive(s)
 	return true
 }
 
@@ -353,6 +373,7 @@ func (s *Sem) Release() error {
 	n := v & countMask
 	if n == MaxValue {
 		s.mu.Unlock()
+		runtime.KeepAlive(s) // the mapping lives as long as s
 		return fmt.Errorf("sem: release %s: %w", s.name, ErrOverflow)
 	}
 	if s.slot >= 0 && atomic.LoadInt64(&s.l.table[s.slot].held) > 0 {
@@ -366,16 +387,22 @@ func (s *Sem) Release() error {
 		// that finds no unit sets it again and goes back to sleep.
 		futex.Wake(&s.l.value, 1<<31-1)
 	}
+	runtime.KeepAlive(s)
 	return nil
 }
 
-// Close releases this process's resources for the semaphore. With Undo,
-// units still held stay held until this process exits. Calling Close again
-// does nothing.
+// Close releases this process's resources for the semaphore: later calls
+// fail with ErrClosed (Value returns 0), and Acquires waiting in other
+// goroutines return ErrClosed. With Undo, units still held stay held
+// until this process exits. The shared memory stays mapped until the Sem
+// is garbage collected. Calling Close again does nothing.
 func (s *Sem) Close() error {
-	var err error
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		close(s.done)
+		// Wake a goroutine asleep on the futex; one about to sleep sleeps
+		// at most waitSlice before it sees the flag.
+		futex.Wake(&s.l.value, 1<<31-1)
 		if s.slot >= 0 {
 			s.lock(context.Background())
 			e := &s.l.table[s.slot]
@@ -386,9 +413,8 @@ func (s *Sem) Close() error {
 			}
 			s.mu.Unlock()
 		}
-		err = s.seg.Close()
 	})
-	return err
+	return nil
 }
 
 // register finds or takes this process's entry in the holder table.

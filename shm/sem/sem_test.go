@@ -61,6 +61,8 @@ func runChild(role, name, arg string) int {
 	n, _ := strconv.Atoi(arg)
 	ctx := context.Background()
 	switch role {
+	case "closewhileacquiring":
+		return closeWhileAcquiring(name)
 	case "hold":
 		// Acquire n units (with Undo unless told), say so, and wait to be killed.
 		s, err := Open(name, 0, &Options{Undo: !noUndo})
