@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -115,22 +116,8 @@ func TestReviewHidepidOwnerNotStolen(t *testing.T) {
 	}
 	holder := exec.Command("setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", bin, "-test.run=^$")
 	holder.Env = env("hold")
-	holder.Stderr = os.Stderr
-	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := holder.StdoutPipe()
-	if err != nil {
+	if err := startHolder(t, holder); err != nil {
 		t.Fatal(err)
-	}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		holder.Process.Kill()
-		holder.Wait()
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "locked\n" {
-		t.Fatalf("holder said %q, %v", line, err)
 	}
 	waiter := exec.Command("unshare", "-m", "--propagation", "private", "sh", "-c",
 		`mount -t proc -o hidepid=2 proc /proc && exec setpriv --reuid 65533 --regid 65533 --clear-groups "$0" -test.run=^$`, bin)
@@ -165,22 +152,8 @@ func TestReviewTimeNamespaceOwnerNotStolen(t *testing.T) {
 	}
 	holder := exec.Command("unshare", "-T", "--boottime", "1000000", exe, "-test.run=^$")
 	holder.Env = append(os.Environ(), "PROCWIRE_TEST_ROLE=hold", "PROCWIRE_TEST_ARGS="+s.Name())
-	holder.Stderr = os.Stderr
-	holder.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	out, err := holder.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := holder.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		holder.Process.Kill()
-		holder.Wait()
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || line != "locked\n" {
-		t.Skipf("holder in a time namespace said %q, %v", line, err)
+	if err := startHolder(t, holder); err != nil {
+		t.Skipf("no holder in a time namespace: %v", err)
 	}
 	m := MutexAt(s.Data())
 	if ok, rec := m.TryLock(); ok {
@@ -221,4 +194,27 @@ func readWhileClose(s *Segment) int {
 		return 4
 	}
 	return 0
+}
+
+// startHolder starts cmd, a child in the role "hold" that takes the
+// test's lock and says "locked", and kills it when the test ends.
+func startHolder(t *testing.T, cmd *exec.Cmd) error {
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		return fmt.Errorf("holder said %q, %v", line, err)
+	}
+	return nil
 }
