@@ -25,6 +25,8 @@ type Conn struct {
 	cancel  context.CancelFunc
 	active  sync.WaitGroup // handlers running for this connection
 	nactive atomic.Int64   // the same count, readable
+	// slotFree is signalled when nactive falls below maxInFlight.
+	slotFree chan struct{}
 
 	// Owned by the reader goroutine:
 	inline  Request // reused for handlers run on the reader
@@ -34,6 +36,23 @@ type Conn struct {
 // hangupPoll is how often a connection whose client has stopped sending
 // checks that it is still there to read the answers still being made.
 const hangupPoll = 200 * time.Millisecond
+
+// maxInFlight is how many handlers one connection may have running
+// before the server stops reading its requests: a client that sends
+// faster than its handlers finish cannot make the server hold a
+// goroutine and a request copy for each without bound.
+const maxInFlight = 4096
+
+// waitSlot blocks while maxInFlight handlers run for this connection, or
+// until the connection ends.
+func (c *Conn) waitSlot() {
+	for c.nactive.Load() >= maxInFlight && c.ctx.Err() == nil {
+		select {
+		case <-c.slotFree:
+		case <-c.ctx.Done():
+		}
+	}
+}
 
 // waitUnlessHungUp waits for the handlers in flight, cancelling them as
 // soon as the client has closed its connection entirely.
@@ -65,6 +84,7 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.w.c = nc
 	c.w.written = func(n int) { s.st.bytesOut.Add(uint64(n)) }
 	c.w.drained = make(chan struct{}, 1)
+	c.slotFree = make(chan struct{}, 1)
 	c.w.timeout = max(s.cfg.SendTimeout, 0)
 	c.w.onFail = func(err error) {
 		// Nobody will read this connection's answers: close it, which
@@ -128,6 +148,14 @@ func (c *Conn) serve() {
 			// responses unread: wait for it instead of queueing more.
 			s.st.backpressure.Add(1)
 			c.w.waitDrained()
+		}
+		if c.nactive.Load() >= maxInFlight {
+			// Let the held responses out before waiting for handlers.
+			if corked {
+				c.w.uncork()
+				corked = false
+			}
+			c.waitSlot()
 		}
 		if s.cfg.IdleTimeout > 0 {
 			c.nc.SetReadDeadline(time.Now().Add(s.cfg.IdleTimeout))
@@ -301,7 +329,12 @@ func (c *Conn) run(h Handler, req *Request) {
 	s := c.s
 	defer func() {
 		s.st.inFlight.Add(-1)
-		c.nactive.Add(-1)
+		if c.nactive.Add(-1) == maxInFlight-1 {
+			select {
+			case c.slotFree <- struct{}{}:
+			default:
+			}
+		}
 		c.active.Done()
 	}()
 	var res any

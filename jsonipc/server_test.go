@@ -872,3 +872,54 @@ func TestSendTimeoutSpareSlowReader(t *testing.T) {
 		t.Fatalf("SendTimeouts = %d for a steady reader", n)
 	}
 }
+
+// A client that pipelines requests faster than its handlers finish must
+// not make the server start a goroutine for each: past maxInFlight
+// handlers the connection stops reading, and every request is still
+// answered once they complete.
+func TestInFlightBounded(t *testing.T) {
+	release := make(chan struct{})
+	s, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/block", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			return r.Data, nil
+		}))
+	})
+	c := dialRaw(t, path)
+	const n = maxInFlight + 300
+	var sb strings.Builder
+	for i := range n {
+		fmt.Fprintf(&sb, `{"ipcReqID":%d,"uri":"/block","data":%d}`+"\n", i+1, i+1)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		_, err := c.nc.Write([]byte(sb.String()))
+		sent <- err
+	}()
+	waitFor(t, func() bool { return s.Stats().InFlight >= maxInFlight })
+	time.Sleep(200 * time.Millisecond) // give an unbounded reader time to go past
+	if got := s.Stats().InFlight; got > maxInFlight {
+		close(release)
+		t.Fatalf("%d handlers in flight on one connection, want at most %d", got, maxInFlight)
+	}
+	close(release)
+	seen := make(map[string]bool, n)
+	for range n {
+		line := c.line()
+		if seen[line] {
+			t.Fatalf("response delivered twice: %s", line)
+		}
+		seen[line] = true
+	}
+	for i := range n {
+		if want := fmt.Sprintf(`{"ipcReqID":%d,"data":%d}`, i+1, i+1); !seen[want] {
+			t.Fatalf("missing response %s", want)
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}
