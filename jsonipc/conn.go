@@ -59,7 +59,7 @@ func (c *Conn) waitSlot() {
 func (c *Conn) waitUnlessHungUp() {
 	done := make(chan struct{})
 	go func() {
-		c.active.Wait()
+		c.wait()
 		close(done)
 	}()
 	t := time.NewTicker(hangupPoll)
@@ -84,6 +84,7 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	c.w.c = nc
 	c.w.written = func(n int) { s.st.bytesOut.Add(uint64(n)) }
 	c.w.drained = make(chan struct{}, 1)
+	c.w.flushed = sync.NewCond(&c.w.mu)
 	c.slotFree = make(chan struct{}, 1)
 	c.w.timeout = max(s.cfg.SendTimeout, 0)
 	c.w.onFail = func(err error) {
@@ -100,6 +101,13 @@ func newConn(s *Server, nc *net.UnixConn, peer Peer) *Conn {
 	return c
 }
 
+// pushQueueLimit is how much unsent output a connection may hold before
+// a push closes it: enough for the largest message besides the responses
+// backpressure allows.
+func (s *Server) pushQueueLimit() int64 {
+	return max(s.cfg.MaxMessageSize, 16<<20)
+}
+
 // Context returns a context that is cancelled when the connection ends,
 // for work tied to a client, such as a subscription that must stop
 // pushing once the client is gone.
@@ -110,8 +118,10 @@ func (c *Conn) Peer() Peer { return c.peer }
 
 // Push sends msg, which must encode as a JSON object, to this client as
 // a message without ipcReqID (pixl-ipc clients emit such messages as
-// "data" events). It queues the message and returns; it fails with
-// ErrConnClosed once the connection is gone.
+// "data" events). It queues the message and returns without waiting for
+// the client; it fails with ErrConnClosed once the connection is gone. A
+// client that leaves more than max(Config.MaxMessageSize, 16 MiB) unread
+// is disconnected by the next Push, which then fails too.
 func (c *Conn) Push(ctx context.Context, msg any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -124,7 +134,16 @@ func (c *Conn) Push(ctx context.Context, msg any) error {
 }
 
 func (c *Conn) pushRaw(b []byte) error {
-	if err := c.w.write(b); err != nil {
+	if q, limit := c.w.queued(), c.s.pushQueueLimit(); q > limit {
+		// The client reads nothing of what it is sent: drop it, as the
+		// send timeout would, before its queue takes the server's memory.
+		c.s.log.Warn("jsonipc: client does not read its pushed messages; connection closed",
+			"peer", c.peer.String(), "queued", q, "limit", limit)
+		c.cancel()
+		c.nc.Close()
+		return fmt.Errorf("%w: %d bytes unsent", ErrConnClosed, q)
+	}
+	if err := c.w.post(b); err != nil {
 		return fmt.Errorf("%w: %v", ErrConnClosed, err)
 	}
 	return nil
@@ -184,13 +203,13 @@ func (c *Conn) serve() {
 				if c.busy() {
 					continue // idle means no request in flight either
 				}
-				c.active.Wait()
+				c.wait()
 				c.nc.CloseWrite()
 			default:
 				// The connection broke: nobody will read the answers.
 				s.log.Debug("jsonipc: connection read failed", "peer", c.peer.String(), "err", err)
 				c.cancel()
-				c.active.Wait()
+				c.wait()
 			}
 			return
 		}
@@ -219,6 +238,13 @@ func (c *Conn) serve() {
 	}
 }
 
+// wait waits for the handlers in flight and for what they and pushes
+// queued to be written.
+func (c *Conn) wait() {
+	c.active.Wait()
+	c.w.waitFlushed()
+}
+
 // busy reports whether handlers are running for this connection.
 func (c *Conn) busy() bool { return c.nactive.Load() > 0 }
 
@@ -226,7 +252,7 @@ func (c *Conn) busy() bool { return c.nactive.Load() > 0 }
 // written, the write side is shut so the client reads EOF, and we wait
 // (bounded by the server's exit deadline) for the client to close.
 func (c *Conn) drain() {
-	c.active.Wait()
+	c.wait()
 	c.nc.CloseWrite()
 	s := c.s
 	s.mu.Lock()

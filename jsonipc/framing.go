@@ -164,6 +164,8 @@ type batchWriter struct {
 	// drained, when not nil, is signalled whenever the queue falls to
 	// backpressureBytes or below, or the connection fails.
 	drained chan struct{}
+	// flushed, when not nil, is broadcast whenever flushing ends.
+	flushed *sync.Cond
 }
 
 // backpressureBytes is how much unsent output a connection may queue
@@ -198,12 +200,14 @@ func (w *batchWriter) write(p []byte) error {
 			w.err = err
 			w.buf = nil
 			w.flushing = false
+			w.signalFlushed()
 			w.signalLocked()
 			w.mu.Unlock()
 			return err
 		}
 		if len(w.buf) == 0 {
 			w.flushing = false
+			w.signalFlushed()
 			w.mu.Unlock()
 			return nil
 		}
@@ -217,6 +221,30 @@ func (w *batchWriter) write(p []byte) error {
 	}
 	w.flushing = true
 	return w.flushLocked()
+}
+
+// post queues p (a whole message) and returns at once: a new goroutine
+// flushes it if nobody is writing, so that the caller, who may be pushing
+// to many connections, never waits for a client that does not read.
+func (w *batchWriter) post(p []byte) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.buf = append(w.buf, p...)
+	if w.flushing || w.corked {
+		w.mu.Unlock()
+		return nil
+	}
+	w.flushing = true
+	w.mu.Unlock()
+	go func() {
+		w.mu.Lock()
+		w.flushLocked()
+	}()
+	return nil
 }
 
 // put writes p to the connection. The timeout bounds each wait for
@@ -271,6 +299,29 @@ func (w *batchWriter) backlogged() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.err == nil && len(w.buf) > backpressureBytes
+}
+
+// queued returns how many bytes wait to be sent.
+func (w *batchWriter) queued() int64 {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return int64(len(w.buf))
+}
+
+func (w *batchWriter) signalFlushed() {
+	if w.flushed != nil {
+		w.flushed.Broadcast()
+	}
+}
+
+// waitFlushed waits until no goroutine is writing, so that output a
+// push queued is not cut by closing the connection.
+func (w *batchWriter) waitFlushed() {
+	w.mu.Lock()
+	for w.flushing {
+		w.flushed.Wait()
+	}
+	w.mu.Unlock()
 }
 
 // waitDrained blocks while the connection is backlogged. It returns when
@@ -332,6 +383,7 @@ func (w *batchWriter) flushLocked() error {
 		}
 	}
 	w.flushing = false
+	w.signalFlushed()
 	w.mu.Unlock()
 	return err
 }

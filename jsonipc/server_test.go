@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -922,4 +923,92 @@ func TestInFlightBounded(t *testing.T) {
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Pushing to a client that reads nothing must neither block the pusher
+// (Broadcast would stall every other client for SendTimeout) nor queue
+// without bound: past pushQueueLimit the connection is closed and Push
+// fails, while a client that reads gets every message.
+func TestPushToNonReaderBounded(t *testing.T) {
+	s, path := startServer(t, &Config{MaxMessageSize: 1 << 20}, nil)
+	stuck := dialRaw(t, path)
+	stuck.roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo"}`) // connected
+	reader := dialRaw(t, path)
+	reader.roundTrip(`{"ipcReqID":1,"uri":"/ipcserver/test/echo"}`)
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			if _, err := reader.r.ReadString('\n'); err != nil {
+				got <- n
+				return
+			}
+			n++
+		}
+	}()
+	msg := map[string]string{"blob": strings.Repeat("x", 1<<20)}
+	limit := s.pushQueueLimit()
+	sent := 0
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			n, err := s.Broadcast(context.Background(), msg)
+			if err != nil {
+				done <- err
+				return
+			}
+			sent++
+			if n < 2 {
+				done <- nil // the non-reader was dropped
+				return
+			}
+			if q := int64(i) << 20; q > 2*limit {
+				done <- fmt.Errorf("%d bytes queued for a client that reads nothing; limit %d", q, limit)
+				return
+			}
+		}
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Broadcast blocked on a client that reads nothing")
+	}
+	stuck.nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.Copy(io.Discard, stuck.nc); err != nil {
+		t.Fatalf("connection not closed cleanly: %v", err)
+	}
+	reader.nc.CloseWrite()
+	if n := <-got; n != sent {
+		t.Fatalf("reading client got %d of %d messages", n, sent)
+	}
+}
+
+// A push queued by a handler just before it answers goes out, followed by
+// the answer, even when the client has already ended its sending side.
+func TestPushThenReplyAfterHalfClose(t *testing.T) {
+	_, path := startServer(t, nil, func(s *Server) {
+		s.Handle("/p", HandlerFunc(func(ctx context.Context, r *Request) (any, error) {
+			for range 8 {
+				if err := r.Conn().Push(ctx, map[string]string{"blob": strings.Repeat("y", 256<<10)}); err != nil {
+					return nil, err
+				}
+			}
+			return "done", nil
+		}))
+	})
+	c := dialRaw(t, path)
+	c.send(`{"ipcReqID":7,"uri":"/p"}` + "\n")
+	c.nc.CloseWrite()
+	for range 8 {
+		if line := c.line(); !strings.HasPrefix(line, `{"blob":"yyy`) {
+			t.Fatalf("want a push, got %.40q", line)
+		}
+	}
+	if line := c.line(); line != `{"ipcReqID":7,"data":"done"}` {
+		t.Fatalf("got %q", line)
+	}
+	c.expectEOF()
 }
