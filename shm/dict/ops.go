@@ -269,6 +269,10 @@ func (d *Dict) store(mode storeMode, safe bool, key string, v Value, ttl time.Du
 		return false, ErrBadValue
 	case ttl < 0:
 		return false, ErrBadExptime
+	case uint64(len(v.str)) > math.MaxUint32:
+		// Its length would not fit the item's u32 value length, and
+		// truncated it would make the copy overrun the item.
+		return false, ErrNoMemory
 	}
 	if d.claim.j != 0 && ttl == 0 && v.typ != TypeNil && mode != modeAdd && !d.closed.Load() {
 		t, h := d.shardOf(key)
