@@ -9,7 +9,8 @@ import (
 // head and tail, with room left on both sides. A push writes the element
 // into the room and then publishes it by storing head|tail as one 8-byte
 // word; when a side is full the list is copied into a chunk twice the size
-// (amortised O(1) per push). Pops only move head or tail.
+// (amortised O(1) per push), or into one that just holds it when memory is
+// short. Pops only move head or tail.
 
 const (
 	elemString = 1
@@ -130,8 +131,8 @@ func (d *Dict) push(key string, v Value, left bool) (int, error) {
 }
 
 // newList writes a new list item holding the elements of list item old
-// (0: none) plus the new element, with as much room again on both sides,
-// then replaces old with it.
+// (0: none) plus the new element, with as much room again on both sides
+// (or less, down to none, when memory is short), then replaces old with it.
 func (t *table) newList(key string, h uint64, old, flags uint32, expire int64, count, tag uint32, payload []byte, s string, left bool) (int, error) {
 	var used, ovo uint32
 	if old != 0 {
@@ -139,11 +140,18 @@ func (t *table) newList(key string, h uint64, old, flags uint32, expire int64, c
 		used = t.u32(ovo+lsTail) - t.u32(ovo+lsHead)
 	}
 	esz := tag>>2 + 8
-	want := uint64(lsData) + 2*(uint64(used)+uint64(esz))
-	if want > math.MaxUint32 {
-		return 0, ErrNoMemory
+	var o uint32
+	if want := uint64(lsData) + 2*(uint64(used)+uint64(esz)); want <= math.MaxUint32 {
+		o, _ = t.newItem(key, uint32(want), true)
 	}
-	o, _ := t.newItem(key, uint32(want), true)
+	if o == 0 && old != 0 {
+		// No chunk has room for the elements twice over, while the old
+		// one still holds them: take one that just holds them, or a list
+		// could not grow past about a sixth of the memory.
+		if need := uint64(lsData) + uint64(used) + uint64(esz); need <= math.MaxUint32 {
+			o, _ = t.newItem(key, uint32(need), true)
+		}
+	}
 	if o == 0 {
 		return 0, ErrNoMemory
 	}
