@@ -93,7 +93,6 @@ func (t *table) rebuild() (items, dropped int, err error) {
 				default:
 					t.unlinkHash(dup)
 					t.put8(dup+chState, stateFree)
-					t.pushFree(dup, t.u8(dup+chClass))
 				}
 				if st == stateLive {
 					t.linkHash(o, h)
@@ -107,10 +106,10 @@ func (t *table) rebuild() (items, dropped int, err error) {
 		}
 		if st != stateLive {
 			t.put8(o+chState, stateFree)
-			t.pushFree(o, c)
 		}
 		return nil
 	})
+	t.coalesce()
 	// Duplicates found later were freed; a claim backing off may show
 	// for a moment on a live item (docs/dict.md §5b).
 	live = slices.DeleteFunc(live, func(o uint32) bool {
@@ -135,6 +134,38 @@ func (t *table) rebuild() (items, dropped int, err error) {
 	t.put64(offSeq, maxSeq)
 	t.put64(offDropped, t.u64(offDropped)+uint64(dropped))
 	return len(live), dropped, nil
+}
+
+// coalesce merges the free chunks of the heap with their free buddies,
+// as free does, and files them in the free lists (which the caller
+// emptied): a rebuild frees chunks (half-written, dropped, duplicate) whose
+// buddies may be free already, and a holder may have died in free before
+// the merge. Unmerged, such buddies would keep the memory split, and a
+// store of a large item would fail however much of it is free. Raising
+// the class of a chunk whose buddy is free keeps the heap walkable, as in
+// free; the buddy's header stays behind, stale, as there.
+func (t *table) coalesce() {
+	for merged := true; merged; {
+		merged = false
+		_ = t.walk(func(o uint32, c, st uint8) error {
+			size := classSize(c)
+			rel := o - t.heap
+			if st != stateFree || c >= t.maxClass || rel&(2*size-1) != 0 || rel+2*size > t.heapLen {
+				return nil
+			}
+			if b := o + size; t.u8(b+chState) == stateFree && t.u8(b+chClass) == c {
+				t.put8(o+chClass, c+1)
+				merged = true
+			}
+			return nil
+		})
+	}
+	_ = t.walk(func(o uint32, c, st uint8) error {
+		if st == stateFree {
+			t.pushFree(o, c)
+		}
+		return nil
+	})
 }
 
 // redo completes the overwrite in place of item o (in stateRewrite) from
