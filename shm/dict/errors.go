@@ -20,6 +20,8 @@ var (
 	ErrNilValue = errors.New("attempt to add or replace nil values")
 	// ErrBadExptime is returned for a negative TTL.
 	ErrBadExptime = errors.New(`bad "exptime" argument`)
+	// ErrBadInitTTL is returned by Incr for a negative init TTL.
+	ErrBadInitTTL = errors.New(`bad "init_ttl" argument`)
 	// ErrInitTTL is returned by Incr when an init TTL is given without init.
 	ErrInitTTL = errors.New(`must provide "init" when providing "init_ttl"`)
 

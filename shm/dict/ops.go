@@ -350,10 +350,10 @@ func (d *Dict) Incr(key string, delta float64, init *float64, initTTL time.Durat
 		return 0, false, err
 	}
 	switch {
+	case initTTL < 0:
+		return 0, false, ErrBadInitTTL
 	case initTTL != 0 && init == nil:
 		return 0, false, ErrInitTTL
-	case initTTL < 0:
-		return 0, false, ErrBadExptime
 	}
 	t, h, err := d.lockKey(key)
 	if err != nil {
