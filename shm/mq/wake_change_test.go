@@ -5,8 +5,6 @@ package mq
 import (
 	"sync/atomic"
 	"testing"
-
-	"github.com/procwire/procwire/shm"
 )
 
 // TestNoLostWakeupConsumerChange: Options.Fence is a hint read at lease,
@@ -24,33 +22,10 @@ func TestNoLostWakeupConsumerChange(t *testing.T) {
 	}
 	q := createQ(t, 1<<16, &Options{Spin: -1, Fence: FenceConsumer})
 	name := q.Name()
-	ackName := name + ".ack"
-	ack, err := shm.Create(ackName, 8, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ack.Close(); shm.Remove(ackName) }()
-	acked := ackSlot(ack, 0)
-	kid := startChild(t, "send-paced", "MQ_NAME="+name, "MQ_N="+itoa(n), "MQ_ACK="+ackName)
-	ctx := ctxT(t)
-	got := uint32(0)
-	receive := func(q *Queue, until uint32) {
-		for got < until {
-			_, err := q.ReceiveBatch(ctx, func(b []byte) {
-				if _, seq := checkMsg(t, b); seq != got {
-					t.Fatalf("message %d after %d", seq, got)
-				}
-				got++
-				atomic.StoreUint64(acked, uint64(got))
-			})
-			if err != nil {
-				t.Fatalf("after %d of %d messages: %v", got, n, err)
-			}
-		}
-	}
+	pr := startPaced(t, name, n)
 	// Stop acknowledging at n/2, so that the producer waits while the
 	// consumer changes.
-	receive(q, uint32(n/2))
+	pr.receive(q, uint32(n/2))
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +37,8 @@ func TestNoLostWakeupConsumerChange(t *testing.T) {
 	if f := atomic.LoadUint32(q2.r.fence); f != 1 {
 		t.Fatalf("fence hint %d after the new consumer attached, want 1", f)
 	}
-	receive(q2, uint32(n))
-	if err := kid.wait(); err != nil {
+	pr.receive(q2, uint32(n))
+	if err := pr.kid.wait(); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
 	if f, want := atomic.LoadUint32(q2.r.lanes[1].fast) != 0, plainStores; f != want {

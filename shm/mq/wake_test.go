@@ -3,6 +3,7 @@
 package mq
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 
@@ -41,29 +42,9 @@ func TestNoLostWakeup(t *testing.T) {
 
 func testNoLostWakeup(t *testing.T, fence Fence, n int) {
 	q := createQ(t, 1<<16, &Options{Spin: -1, Fence: fence})
-	ackName := q.Name() + ".ack"
-	ack, err := shm.Create(ackName, 8, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { ack.Close(); shm.Remove(ackName) }()
-	acked := ackSlot(ack, 0)
-	kid := startChild(t, "send-paced", "MQ_NAME="+q.Name(), "MQ_N="+itoa(n), "MQ_ACK="+ackName)
-	ctx := ctxT(t)
-	got := uint32(0)
-	for int(got) < n {
-		_, err := q.ReceiveBatch(ctx, func(b []byte) {
-			if _, seq := checkMsg(t, b); seq != got {
-				t.Fatalf("message %d after %d", seq, got)
-			}
-			got++
-			atomic.StoreUint64(acked, uint64(got))
-		})
-		if err != nil {
-			t.Fatalf("after %d of %d messages: %v", got, n, err)
-		}
-	}
-	if err := kid.wait(); err != nil {
+	pr := startPaced(t, q.Name(), n)
+	pr.receive(q, uint32(n))
+	if err := pr.kid.wait(); err != nil {
 		t.Fatalf("producer: %v", err)
 	}
 	// The child leased lane 1, the first free one.
@@ -76,5 +57,49 @@ func testNoLostWakeup(t *testing.T, fence Fence, n int) {
 	}
 	if q.r.lateWakes != 0 {
 		t.Errorf("%d wake-ups lost (caught by the sleep's timeout)", q.r.lateWakes)
+	}
+}
+
+// pacedReceiver receives the "send-paced" child's numbered messages in
+// order and acknowledges each, which lets the child send the next after a
+// random pause.
+type pacedReceiver struct {
+	t     *testing.T
+	ctx   context.Context
+	kid   *child
+	acked *uint64
+	got   uint32
+	n     int
+}
+
+// startPaced starts a "send-paced" child that sends n messages to the
+// queue name, each after the last was acknowledged.
+func startPaced(t *testing.T, name string, n int) *pacedReceiver {
+	t.Helper()
+	ackName := name + ".ack"
+	ack, err := shm.Create(ackName, 8, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ack.Close(); shm.Remove(ackName) })
+	kid := startChild(t, "send-paced", "MQ_NAME="+name, "MQ_N="+itoa(n), "MQ_ACK="+ackName)
+	return &pacedReceiver{t: t, ctx: ctxT(t), kid: kid, acked: ackSlot(ack, 0), n: n}
+}
+
+// receive receives through q until until messages have come in all,
+// checking their order.
+func (p *pacedReceiver) receive(q *Queue, until uint32) {
+	p.t.Helper()
+	for p.got < until {
+		_, err := q.ReceiveBatch(p.ctx, func(b []byte) {
+			if _, seq := checkMsg(p.t, b); seq != p.got {
+				p.t.Fatalf("message %d after %d", seq, p.got)
+			}
+			p.got++
+			atomic.StoreUint64(p.acked, uint64(p.got))
+		})
+		if err != nil {
+			p.t.Fatalf("after %d of %d messages: %v", p.got, p.n, err)
+		}
 	}
 }
