@@ -283,8 +283,8 @@ func (r *stealRig) expect(what string, want []byte) {
 //     applyJournal stores state 3 into the free chunk.
 //
 // Dekker's argument of docs/dict.md §5b only says the claimer sees the
-// lock if it is still held when the claimer looks; the claimer never
-// checks that its claim state is still there.
+// lock if it is still held when the claimer looks, so the claimer must
+// also check that its claim state is still on the item (it used not to).
 //
 // The test makes the interleaving deterministic with userfaultfd: the
 // claimer and the deleter use two mappings of one memfd, and each is

@@ -67,9 +67,9 @@ func (c *trapCtx) Err() error {
 
 // TestReceiveCancelDuringSleep: a Receive whose context is cancelled just
 // before the consumer goes to sleep must return at once, not after the
-// sleep's one-second safety timeout. ring.interrupt clears the wake flag,
-// but sleep sets it again afterwards and then waits on it: the
-// cancellation's only wake-up is lost.
+// sleep's one-second safety timeout: ring.interrupt clears the wake flag,
+// and sleep, which sets it again afterwards, must look at the context
+// after that, or the cancellation's only wake-up is lost.
 func TestReceiveCancelDuringSleep(t *testing.T) {
 	m := newMemLanes(t, MinCapacity, 0, 2)
 	plat := &cancelPlatform{woken: make(chan struct{}, 1)}

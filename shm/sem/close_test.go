@@ -12,13 +12,11 @@ import (
 	"github.com/procwire/procwire/shm"
 )
 
-// TestReviewAttachShortSegment: a segment of kind sem, version 1, whose data
+// TestAttachShortSegment: a segment of kind sem, version 1, whose data
 // area is smaller than the semaphore's layout (made by a buggy or foreign
-// program, or a garbage file with a valid header) must be refused with
-// ErrIncompatible. Attach passes no minimum size to shm.Attach, so newSem
-// indexes Data()[0] of an empty data area (panic) or reads the table past
-// the end of a short mapping (SIGBUS/SIGSEGV).
-func TestReviewAttachShortSegment(t *testing.T) {
+// program, or a garbage file with a valid header) is refused with
+// ErrIncompatible, rather than read past its end (panic, SIGBUS).
+func TestAttachShortSegment(t *testing.T) {
 	for _, size := range []int{0, 64} {
 		name := semName(t)
 		seg, err := shm.Create("sem."+name, size, &shm.Options{Kind: shm.KindSem, Version: layoutVersion})
@@ -44,12 +42,11 @@ func TestReviewAttachShortSegment(t *testing.T) {
 	}
 }
 
-// TestReviewCloseWhileAcquiring: Sem's methods are documented safe for
-// concurrent use and Acquire after Close returns ErrClosed, but Close unmaps
-// the segment under a goroutine sleeping in Acquire, which then touches the
-// unmapped memory (fatal "unexpected fault address", not recoverable). Run
-// in a child so that the crash does not take the test binary down.
-func TestReviewCloseWhileAcquiring(t *testing.T) {
+// TestCloseWhileAcquiring: Sem's methods are safe for concurrent use, and
+// a Close while another goroutine sleeps in Acquire makes that Acquire
+// return ErrClosed, without touching unmapped memory (a fatal fault). Run
+// in a child, so that a crash does not take the test binary down.
+func TestCloseWhileAcquiring(t *testing.T) {
 	if proctest.Role() != "" {
 		return
 	}
@@ -61,7 +58,7 @@ func TestReviewCloseWhileAcquiring(t *testing.T) {
 	}
 }
 
-// closeWhileAcquiring is the child of TestReviewCloseWhileAcquiring.
+// closeWhileAcquiring is the child of TestCloseWhileAcquiring.
 func closeWhileAcquiring(name string) int {
 	s, err := Open(name, 0, nil)
 	if err != nil {

@@ -19,16 +19,15 @@ import (
 	"github.com/procwire/procwire/internal/proc/proctest"
 )
 
-// TestReviewCancelledWaiterPassesWake: Unlock wakes one futex sleeper. If
-// the sleeper it wakes is a Lock whose context was cancelled meanwhile, that
-// Lock returns ctx.Err() without taking the lock and without passing the
-// wake on, so another sleeper stays asleep while the lock is free: a real
-// Lock waiter only notices at its next timeout (up to checkInterval later).
-// The other sleeper here waits on the futex without a timeout so that the
-// lost wake is seen as such rather than as a delay. Which sleeper the kernel
-// wakes depends on their order in the futex queue, so the test tries several
-// rounds; one lost wake fails it.
-func TestReviewCancelledWaiterPassesWake(t *testing.T) {
+// TestCancelledWaiterPassesWake: Unlock wakes one futex sleeper. If the
+// sleeper it wakes is a Lock whose context was cancelled meanwhile, that
+// Lock must pass the wake on before it returns ctx.Err(), or another
+// sleeper stays asleep while the lock is free (a real Lock waiter would
+// notice only at its next timeout). The other sleeper here waits on the
+// futex without a timeout, so that a lost wake shows as such rather than
+// as a delay. Which sleeper the kernel wakes depends on their order in the
+// futex queue, so the test tries several rounds; one lost wake fails it.
+func TestCancelledWaiterPassesWake(t *testing.T) {
 	s := newSeg(t, MutexSize)
 	holder := MutexAt(s.Data())
 	for round := range 20 {
@@ -70,15 +69,14 @@ func TestReviewCancelledWaiterPassesWake(t *testing.T) {
 	}
 }
 
-// TestReviewHidepidOwnerNotStolen: with /proc mounted hidepid=2
-// ("invisible"), a process cannot see /proc/PID of another user's
-// processes: /proc/PID/stat is ENOENT, which proc.Lookup reports as
-// ErrNotFound, so alive() calls a live holder of another user dead and
-// TryLock (or a waiting Lock) takes the lock it holds: two holders. The
-// segment must be shared across users (Mode 0666) for this. The waiter runs
-// in a private mount namespace with its own hidepid=2 /proc, so the host's
-// /proc is not touched. Needs root, unshare(1) and setpriv(1).
-func TestReviewHidepidOwnerNotStolen(t *testing.T) {
+// TestHidepidOwnerNotStolen: with /proc mounted hidepid=2 a process
+// cannot see /proc/PID of another user's processes (ENOENT). A live holder
+// of another user must not be taken for dead, or TryLock (or a waiting
+// Lock) would take the lock it holds: two holders. The segment is shared
+// across users (Mode 0666). The waiter runs in a private mount namespace
+// with its own hidepid=2 /proc, so the host's /proc is not touched. Needs
+// root, unshare(1) and setpriv(1).
+func TestHidepidOwnerNotStolen(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root to change uid and mount /proc")
 	}
@@ -132,13 +130,13 @@ func TestReviewHidepidOwnerNotStolen(t *testing.T) {
 	}
 }
 
-// TestReviewTimeNamespaceOwnerNotStolen: /proc/PID/stat's start time is
+// TestTimeNamespaceOwnerNotStolen: /proc/PID/stat's start time is
 // shifted by the boottime offset of the reader's time namespace. A holder
-// in a time namespace (unshare -T --boottime N, same pid namespace and
-// /proc) records its start time as it sees it; this process reads another
-// value for the same live process, calls the holder dead and takes the
+// in another time namespace (unshare -T --boottime N, same pid namespace
+// and /proc) records its start time as it sees it; this process reads
+// another value for the same live process, and must still not take the
 // lock it holds. Needs root and unshare(1).
-func TestReviewTimeNamespaceOwnerNotStolen(t *testing.T) {
+func TestTimeNamespaceOwnerNotStolen(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("needs root for a time namespace")
 	}
@@ -162,13 +160,12 @@ func TestReviewTimeNamespaceOwnerNotStolen(t *testing.T) {
 	}
 }
 
-// TestReviewReadAtWhileClose: Segment's methods may be called from several
-// goroutines, and ReadAt after Close returns ErrClosed; but ReadAt checks
-// closed under s.mu, lets go of it and then copies from the mapping, so a
-// Close in between unmaps the memory under the copy (fatal fault; -race
-// also reports the unsynchronized read of s.data). Run in a child so that
-// the crash does not take the test binary down.
-func TestReviewReadAtWhileClose(t *testing.T) {
+// TestReadAtWhileClose: Segment's methods may be called from several
+// goroutines, and ReadAt after Close returns ErrClosed: a Close while a
+// ReadAt copies must wait for the copy rather than unmap the memory under
+// it (a fatal fault). Run in a child, so that a crash does not take the
+// test binary down.
+func TestReadAtWhileClose(t *testing.T) {
 	s := newSeg(t, 64<<20)
 	c := proctest.Start(t, "readwhileclose", s.Name(), "")
 	if err := c.Wait(); err != nil {
@@ -176,7 +173,7 @@ func TestReviewReadAtWhileClose(t *testing.T) {
 	}
 }
 
-// readWhileClose is the child of TestReviewReadAtWhileClose.
+// readWhileClose is the child of TestReadAtWhileClose.
 func readWhileClose(s *Segment) int {
 	buf := make([]byte, s.Size())
 	done := make(chan error, 1)

@@ -19,9 +19,9 @@ import (
 
 // TestRejoinedMemberReachable: a member that Closes and Joins again keeps
 // its pid and start time, so its new slot has the same proc.ID, and a
-// member whose refresh sees the leave and the re-join as one change keeps
-// its old peer, whose queue is still the old, unlinked inbox. Sends to
-// the re-joined member then return nil and are lost. peersMu is held
+// member whose refresh sees the leave and the re-join as one change must
+// still drop its old peer, whose queue is the old, unlinked inbox, or
+// sends to the re-joined member return nil and are lost. peersMu is held
 // here to stand for a watcher that is slow to run (a loaded machine).
 func TestRejoinedMemberReachable(t *testing.T) {
 	checkLeaks(t)
@@ -58,11 +58,10 @@ func TestRejoinedMemberReachable(t *testing.T) {
 
 // TestPartialOfDeadSenderSweptUnderTraffic: a half-received large alert
 // whose sender died is to be dropped (and its buffer, up to MaxData,
-// freed), and the receive loop means to look about once a second while
-// one is pending. But it sweeps only after a blocking wait, which a
-// spinning receiver never reaches while alerts keep coming: under
-// steady traffic the partial, and its buffer, stay for ever (the 30 s
-// stall limit is never applied either).
+// freed) within about a second, also while alerts keep coming and the
+// spinning receiver never reaches a blocking wait (it used to sweep only
+// after one, so under steady traffic the partial and its buffer stayed for
+// ever).
 func TestPartialOfDeadSenderSweptUnderTraffic(t *testing.T) {
 	group := testGroup(t)
 	var g *Group
@@ -200,12 +199,11 @@ func TestCorruptInboxWithdrawsMember(t *testing.T) {
 }
 
 // TestLargeSendWaitsForAnotherIgnoringPolicyAndCtx: a chunked transfer
-// holds the destination's bigMu while its later chunks wait for room
-// (they always Block). A second large Send to the same member then waits
-// on that mutex, which heeds neither its ctx nor the Fail policy: it
-// should return ErrBackpressure at once (or its ctx's error) but waits
-// for the first transfer, here until the test releases the stalled
-// receiver, in real code for as long as the receiver is slow.
+// holds the destination's big-alert token while its later chunks wait for
+// room (they always Block). A second large Send to the same member must
+// heed the Fail policy (ErrBackpressure at once) and its ctx while it
+// waits for that token, not wait for the first transfer however slow the
+// receiver. (The token used to be a mutex, which heeded neither.)
 func TestLargeSendWaitsForAnotherIgnoringPolicyAndCtx(t *testing.T) {
 	group := testGroup(t)
 	entered := make(chan struct{})
